@@ -77,17 +77,26 @@ class Event:
 class SessionStarted(Event):
     """Emitted once, first: what is about to be trained and how.
 
-    ``network`` and ``config`` are the JSON-ready dicts of the network spec and
-    the training config; ``n_train`` and ``n_test`` are sample counts;
+    ``network``, ``config`` and ``dataset`` are the JSON-ready descriptions of
+    the network spec, the training config and the data (without its arrays);
+    ``n_train`` and ``n_test`` are sample counts; ``batch_size``,
     ``steps_per_epoch`` and ``total_steps`` describe the planned run.
+    ``fused`` is True when the output layer's ``dz`` is computed as
+    ``(y_hat - y) / n`` (sigmoid + binary or softmax + categorical cross-entropy).
+    ``notices`` are plain-language warnings about the setup (targets outside the
+    output's range, zero initialization).
     """
 
     network: dict[str, Any]
     config: dict[str, Any]
+    dataset: dict[str, Any]
     n_train: int
     n_test: int
+    batch_size: int
     steps_per_epoch: int
     total_steps: int
+    fused: bool
+    notices: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +251,8 @@ class EpochCompleted(Event):
 class TrainingDiverged(Event):
     """Emitted when a loss or gradient stops being finite; training then ends.
 
-    ``quantity`` names what went non-finite (``loss`` or a gradient name),
+    ``quantity`` names what went non-finite (``z`` or ``a`` of a layer, the
+    loss, a gradient name, or a parameter ``W`` or ``b`` after its update),
     ``index`` is the position of the first non-finite entry in it, ``value``
     that entry, and ``message`` says in plain words what happened and what to
     try.
@@ -258,7 +268,8 @@ class TrainingDiverged(Event):
 class SessionEnded(Event):
     """Emitted last: why training ended (``completed``, ``stopped``, ``diverged``).
 
-    ``steps`` is the number of completed optimizer steps.
+    ``steps`` is the number of completed optimizer steps.  Its header ``step``
+    is the step that diverged, or else the last completed step.
     """
 
     reason: str

@@ -1,0 +1,137 @@
+"""Describe how a network is trained: loss, optimizer, schedule, seed."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import ConfigError
+from engine.losses import get_loss
+from engine.optimizers import OPTIMIZERS, get_optimizer
+
+__all__ = ["TrainingConfig"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hold every training setting; validated on construction.
+
+    Parameters
+    ----------
+    loss : str
+        ``mse``, ``binary_cross_entropy`` or ``categorical_cross_entropy``.
+    optimizer : str
+        ``gd`` (full batch), ``sgd``, ``momentum``, ``nesterov``, ``rmsprop``
+        or ``adam``.
+    lr : float
+        Learning rate.
+    epochs : int
+        Passes over the training set, at least 1.
+    batch_size : int or None
+        Samples per step; None uses the whole training set (full batch).
+    seed : int
+        Seeds initialization, shuffling and dropout.
+    momentum : float
+        Momentum and Nesterov coefficient.
+    rho : float
+        RMSprop decay of the mean square.
+    beta1, beta2, eps : float
+        Adam's moment decays and its (and RMSprop's) denominator guard.
+    l2 : float
+        Weight decay: adds ``l2 / 2 * sum W^2`` to the loss (biases excluded).
+    shuffle : bool
+        Draw a new order of the training set every epoch.
+    """
+
+    loss: str = "mse"
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    epochs: int = 10
+    batch_size: int | None = None
+    seed: int = 0
+    momentum: float = 0.9
+    rho: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    l2: float = 0.0
+    shuffle: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "loss", get_loss(self.loss).name)
+        if self.optimizer not in OPTIMIZERS:
+            get_optimizer(self.optimizer, self.lr)
+        if (
+            isinstance(self.epochs, bool)
+            or not isinstance(self.epochs, int)
+            or self.epochs < 1
+        ):
+            msg = f"Epochs must be a whole number >= 1; got {self.epochs!r}."
+            raise ConfigError(msg)
+        if self.batch_size is not None and (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
+            msg = (
+                f"batch_size must be a whole number >= 1, or None for the full "
+                f"training set; got {self.batch_size!r}."
+            )
+            raise ConfigError(msg)
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or self.seed < 0
+        ):
+            msg = f"seed must be a whole number >= 0; got {self.seed!r}."
+            raise ConfigError(msg)
+        _check_range("lr (learning rate)", self.lr, 0.0, math.inf, low_open=True)
+        _check_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        _check_range("rho", self.rho, 0.0, 1.0, high_open=True)
+        _check_range("beta1", self.beta1, 0.0, 1.0, high_open=True)
+        _check_range("beta2", self.beta2, 0.0, 1.0, high_open=True)
+        _check_range("eps", self.eps, 0.0, math.inf, low_open=True)
+        _check_range("l2", self.l2, 0.0, math.inf)
+
+    def optimizer_settings(self) -> dict[str, float]:
+        """Return the settings the chosen optimizer reads, by name."""
+        cls = OPTIMIZERS[self.optimizer]
+        return {key: getattr(self, key) for key in cls.settings}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+        """Rebuild a config from :meth:`to_dict` output (validated again)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            msg = (
+                f"Unknown training settings {unknown}; valid ones are {sorted(names)}."
+            )
+            raise ConfigError(msg)
+        return cls(**data)
+
+
+def _check_range(
+    what: str,
+    value: Any,
+    low: float,
+    high: float,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and (v > low if low_open else v >= low)
+        ok = ok and (v < high if high_open else v <= high)
+    if not ok:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        msg = f"{what} must be a number in {lo}{low}, {high}{hi}; got {value!r}."
+        raise ConfigError(msg)

@@ -1,0 +1,585 @@
+"""Train a network step by step and hand every computation to a sink as an event."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine import events as ev
+from engine._types import Array, IntArray
+from engine.config import TrainingConfig
+from engine.data import Dataset
+from engine.errors import ConfigError
+from engine.losses import get_loss
+from engine.network import NetworkSpec, Params, Trace, backward, forward
+from engine.optimizers import get_optimizer
+
+__all__ = ["Sink", "Trainer", "TrainerState", "evaluate"]
+
+Sink = Callable[[ev.Event], object]
+"""Anything that takes one event: ``list.append``, a recorder, a printer."""
+
+# Children of the run's SeedSequence, one per source of randomness.
+_INIT, _SHUFFLE, _DROPOUT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class TrainerState:
+    """Hold everything needed to continue a run exactly where it was.
+
+    ``step`` is the next step to run, ``seq`` the next event number.  Arrays
+    are never mutated by the trainer, so a state may share them with events.
+    ``opt_state[l][name]`` is the optimizer state of parameter ``name``
+    (``"W"`` or ``"b"``) of layer ``l``; ``dropout_rng`` is the bit generator
+    state of the dropout generator (plain ints and strings).
+    """
+
+    step: int
+    seq: int
+    params: Params
+    opt_state: list[dict[str, dict[str, Array]]]
+    dropout_rng: dict[str, Any]
+
+
+class Trainer:
+    """Train ``spec`` on ``data`` with ``config``, emitting every computation.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+    config : TrainingConfig
+    data : Dataset
+    sink : callable or None
+        Receives each event in order.  None trains without building events
+        (the fastest way to train, and how replay skips steps it need not show).
+    state : TrainerState or None
+        Continue from this state instead of starting from initialization.
+
+    Raises
+    ------
+    ConfigError
+        If the network, the loss and the data do not fit together.
+
+    Examples
+    --------
+    >>> from engine import LayerSpec, NetworkSpec, TrainingConfig, Dataset
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    >>> y = np.array([[0.0], [1.0], [1.0], [1.0]])
+    >>> data = Dataset("or", "binary", X, y, X[:0], y[:0], ("x1", "x2"))
+    >>> spec = NetworkSpec(2, (LayerSpec(1, "sigmoid"),))
+    >>> config = TrainingConfig(loss="bce", optimizer="gd", lr=1.0, epochs=2)
+    >>> log = []
+    >>> Trainer(spec, config, data, sink=log.append).run()
+    'completed'
+    >>> [e.kind for e in log][:3]
+    ['session_started', 'parameters_initialized', 'batch_sampled']
+    """
+
+    def __init__(
+        self,
+        spec: NetworkSpec,
+        config: TrainingConfig,
+        data: Dataset,
+        sink: Sink | None = None,
+        *,
+        state: TrainerState | None = None,
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        self.data = data
+        self.sink = sink
+        self.notices = _check_fit(spec, config, data)
+
+        # Strategies, resolved once.
+        self.activations = spec.activations()
+        self.loss = get_loss(config.loss)
+        self.optimizer = get_optimizer(
+            config.optimizer, config.lr, **config.optimizer_settings()
+        )
+        self.fused = self.loss.fused_with == self.activations[-1].name
+        keep = [1.0 - layer.dropout for layer in spec.layers]
+        self.keep_probs: list[float] | None = keep if min(keep) < 1.0 else None
+
+        # Schedule.
+        n = data.n_train
+        self.batch_size = n if config.batch_size is None else config.batch_size
+        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self._perm: tuple[int, IntArray] | None = None
+
+        # Trainable state.
+        root = np.random.SeedSequence(config.seed)
+        if state is None:
+            init_rng = np.random.default_rng(root.spawn(3)[_INIT])
+            params = spec.init_params(init_rng)
+            state = TrainerState(
+                step=0,
+                seq=0,
+                params=params,
+                opt_state=[
+                    {k: self.optimizer.init_state(p[k]) for k in ("W", "b")}
+                    for p in params
+                ],
+                dropout_rng=dict(
+                    np.random.default_rng(root.spawn(3)[_DROPOUT]).bit_generator.state
+                ),
+            )
+        self._step = state.step
+        self._seq = state.seq
+        self.params: Params = [dict(p) for p in state.params]
+        self._opt_state = [dict(s) for s in state.opt_state]
+        self._dropout_rng = np.random.default_rng()
+        self._dropout_rng.bit_generator.state = state.dropout_rng
+        self.diverged = False
+
+    # -- public API ------------------------------------------------------
+
+    @property
+    def step_index(self) -> int:
+        """Return the next step to run (0-based); equals the steps completed."""
+        return self._step
+
+    @property
+    def done(self) -> bool:
+        """Return True when every planned step ran or training diverged."""
+        return self.diverged or self._step >= self.total_steps
+
+    def state(self) -> TrainerState:
+        """Return the state to continue this run later, exactly."""
+        return TrainerState(
+            step=self._step,
+            seq=self._seq,
+            params=[dict(p) for p in self.params],
+            opt_state=[{k: dict(v) for k, v in s.items()} for s in self._opt_state],
+            dropout_rng=dict(self._dropout_rng.bit_generator.state),
+        )
+
+    def begin(self) -> None:
+        """Emit the events that open a run: the plan and the starting parameters."""
+        if self._step != 0 or self._seq != 0:
+            msg = "begin() opens a new run; this trainer continues one at step "
+            raise RuntimeError(msg + f"{self._step}.")
+        if self.sink is None:
+            return
+        self._emit(
+            ev.SessionStarted,
+            None,
+            network=self.spec.to_dict(),
+            config=self.config.to_dict(),
+            dataset=self.data.describe(),
+            n_train=self.data.n_train,
+            n_test=self.data.n_test,
+            batch_size=self.batch_size,
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
+            fused=self.fused,
+            notices=tuple(self.notices),
+        )
+        given = self.spec.initial_params is not None
+        for i, (layer, p) in enumerate(zip(self.spec.layers, self.params, strict=True)):
+            self._emit(
+                ev.ParametersInitialized,
+                i,
+                initializer="given" if given else layer.initializer_name,
+                W=p["W"],
+                b=p["b"],
+            )
+
+    def run(self, should_stop: Callable[[], bool] | None = None) -> str:
+        """Run to the end (or until ``should_stop()`` is true) and return why it ended.
+
+        Emits the opening events when starting from step 0 and ``SessionEnded``
+        last.  Returns ``"completed"``, ``"stopped"`` or ``"diverged"``.
+        """
+        if self._step == 0 and self._seq == 0:
+            self.begin()
+        reason = "completed"
+        while not self.done:
+            if should_stop is not None and should_stop():
+                reason = "stopped"
+                break
+            self.train_step()
+        if self.diverged:
+            reason = "diverged"
+        self.end(reason)
+        return reason
+
+    def end(self, reason: str) -> None:
+        """Emit ``SessionEnded`` with ``reason``.
+
+        It belongs to the step that diverged, or else to the last completed step.
+        """
+        if self.sink is None:
+            return
+        step = self._step if self.diverged else max(self._step - 1, 0)
+        self._emit(ev.SessionEnded, None, step, reason=reason, steps=self._step)
+
+    def predict(self, X: Array) -> Array:
+        """Return the output for ``X`` (n_samples, n_features), without dropout."""
+        return forward(self.params, X, self.activations).y_hat
+
+    def train_step(self) -> bool:
+        """Run one optimizer step; return False if it diverged.
+
+        Emits, in order: ``BatchSampled``; per layer ``WeightedSumComputed``,
+        ``ActivationComputed`` and ``DropoutApplied`` (with dropout);
+        ``LossComputed``; the gradients from ``dy_hat`` back to layer 0;
+        ``ParametersUpdated`` per layer for W then b; ``StepCompleted``; and
+        ``EpochCompleted`` after the last step of an epoch.  A non-finite
+        loss, gradient or parameter emits ``TrainingDiverged`` instead of
+        the rest and ends training.
+        """
+        if self.done:
+            msg = f"Training is over ({self._step} steps); nothing is left to run."
+            raise RuntimeError(msg)
+        emit = self.sink is not None
+        step, cfg = self._step, self.config
+        epoch = step // self.steps_per_epoch
+        indices = self._batch_indices(step)
+        X = self.data.X_train[indices]
+        y = self.data.y_train[indices]
+        if emit:
+            self._emit(ev.BatchSampled, None, indices=indices, X=X, y=y)
+
+        # Forward pass and loss.
+        tr = forward(
+            self.params, X, self.activations, self.keep_probs, self._dropout_rng
+        )
+        if self.fused:
+            per_sample = self.loss.forward_from_logits(tr.z[-1], y)
+        else:
+            per_sample = self.loss.forward(tr.y_hat, y)
+        data_loss = float(per_sample.mean())
+        penalty = 0.0
+        if cfg.l2:
+            penalty = (
+                0.5 * cfg.l2 * sum(float((p["W"] ** 2).sum()) for p in self.params)
+            )
+        loss = data_loss + penalty
+        if emit:
+            self._emit_forward(tr)
+            self._emit(
+                ev.LossComputed,
+                None,
+                loss_name=self.loss.name,
+                y_hat=tr.y_hat,
+                y=y,
+                per_sample=per_sample,
+                data_loss=data_loss,
+                l2_penalty=penalty,
+                loss=loss,
+            )
+        if not math.isfinite(loss):
+            return self._diverge(_first_nonfinite_forward(tr, per_sample), epoch)
+
+        # Backward pass.
+        backward(
+            tr,
+            self.params,
+            y,
+            self.activations,
+            self.loss,
+            self.keep_probs,
+            cfg.l2,
+            self.fused,
+        )
+        if emit:
+            for layer, name, value in tr.grads:
+                self._emit(ev.GradientComputed, layer, name=name, value=value)
+        grads = _param_grads(tr, len(self.params))
+        grad_norms = tuple(_norm(g["W"]) for g in grads)
+        if not all(map(math.isfinite, grad_norms)) or not all(
+            math.isfinite(_norm(g["b"])) for g in grads
+        ):
+            return self._diverge(_first_nonfinite_grad(tr), epoch)
+
+        # Parameter updates.
+        t = step + 1
+        ratios = []
+        new_params: Params = []
+        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
+            new_p: dict[str, Array] = {}
+            for name in ("W", "b"):
+                after, state = self.optimizer.update(
+                    p[name], g[name], self._opt_state[i][name], t
+                )
+                self._opt_state[i][name] = state
+                new_p[name] = after
+                if emit:
+                    self._emit(
+                        ev.ParametersUpdated,
+                        i,
+                        name=name,
+                        optimizer=self.optimizer.name,
+                        lr=cfg.lr,
+                        t=t,
+                        before=p[name],
+                        grad=g[name],
+                        after=after,
+                        state=state,
+                    )
+            ratios.append(_norm(new_p["W"] - p["W"]) / (_norm(p["W"]) or math.inf))
+            new_params.append(new_p)
+        self.params = new_params
+        bad = _first_nonfinite_params(new_params)
+        if bad is not None:
+            return self._diverge(bad, epoch)
+
+        # Step summary and, at the end of an epoch, metrics on all data.
+        if emit:
+            self._emit(
+                ev.StepCompleted,
+                None,
+                loss=loss,
+                grad_norms=grad_norms,
+                update_ratios=tuple(ratios),
+            )
+            if (step + 1) % self.steps_per_epoch == 0:
+                self._emit(
+                    ev.EpochCompleted,
+                    None,
+                    train=self.evaluate(self.data.X_train, self.data.y_train),
+                    test=self.evaluate(self.data.X_test, self.data.y_test),
+                )
+        self._step = step + 1
+        return True
+
+    def evaluate(self, X: Array, y: Array) -> dict[str, float]:
+        """Return the data loss (and accuracy for classification) on ``X``, ``y``."""
+        return evaluate(self, X, y)
+
+    # -- helpers ---------------------------------------------------------
+
+    def _emit(
+        self,
+        cls: type[ev.Event],
+        layer: int | None,
+        step: int | None = None,
+        **fields: Any,
+    ) -> None:
+        """Build one event with the next ``seq`` and hand it to the sink."""
+        if step is None:
+            step = self._step
+        event = cls(self._seq, step, step // self.steps_per_epoch, layer, **fields)
+        self._seq += 1
+        assert self.sink is not None
+        self.sink(event)
+
+    def _emit_forward(self, tr: Trace) -> None:
+        for i, act in enumerate(self.activations):
+            p = self.params[i]
+            self._emit(
+                ev.WeightedSumComputed,
+                i,
+                a_prev=tr.a_prev[i],
+                W=p["W"],
+                b=p["b"],
+                z=tr.z[i],
+            )
+            self._emit(
+                ev.ActivationComputed, i, activation=act.name, z=tr.z[i], a=tr.a_act[i]
+            )
+            mask = tr.masks[i]
+            if mask is not None:
+                assert self.keep_probs is not None
+                self._emit(
+                    ev.DropoutApplied,
+                    i,
+                    keep_prob=self.keep_probs[i],
+                    mask=mask,
+                    a_before=tr.a_act[i],
+                    a=tr.a[i],
+                )
+
+    def _batch_indices(self, step: int) -> IntArray:
+        """Return the training rows of ``step``, computable without earlier steps."""
+        epoch, i = divmod(step, self.steps_per_epoch)
+        n = self.data.n_train
+        if self._perm is None or self._perm[0] != epoch:
+            if self.config.shuffle:
+                seq = np.random.SeedSequence(
+                    self.config.seed, spawn_key=(_SHUFFLE, epoch)
+                )
+                perm = np.random.default_rng(seq).permutation(n)
+            else:
+                perm = np.arange(n)
+            self._perm = (epoch, perm)
+        return self._perm[1][i * self.batch_size : (i + 1) * self.batch_size]
+
+    def _diverge(
+        self, where: tuple[str, int | None, tuple[int, ...], float], epoch: int
+    ) -> bool:
+        quantity, layer, index, value = where
+        self.diverged = True
+        what = "infinite" if math.isinf(value) else "not a number (NaN)"
+        place = "" if layer is None else f" of layer {layer + 1}"
+        msg = (
+            f"Training diverged at step {self._step} (epoch {epoch + 1}): {quantity}"
+            f"{place} became {what} at position {list(index)}. The updates grew "
+            f"too large; try a smaller learning rate, for example "
+            f"{self.config.lr / 10:g} instead of {self.config.lr:g}."
+        )
+        if self.sink is not None:
+            self._emit(
+                ev.TrainingDiverged,
+                layer,
+                quantity=quantity,
+                index=index,
+                value=value,
+                message=msg,
+            )
+        return False
+
+
+def evaluate(trainer: Trainer, X: Array, y: Array) -> dict[str, float]:
+    """Return the data loss (and accuracy for classification) of ``trainer`` on data.
+
+    Empty data gives an empty dict.  The loss is the mean per-sample loss
+    without the L2 penalty, as on the loss curve's test line.
+    """
+    if X.shape[0] == 0:
+        return {}
+    tr = forward(trainer.params, X, trainer.activations)
+    if trainer.fused:
+        per_sample = trainer.loss.forward_from_logits(tr.z[-1], y)
+    else:
+        per_sample = trainer.loss.forward(tr.y_hat, y)
+    out = {"loss": float(per_sample.mean())}
+    task = trainer.data.task
+    if task == "binary":
+        out["accuracy"] = float(((tr.y_hat >= 0.5) == (y >= 0.5)).all(axis=1).mean())
+    elif task == "multiclass":
+        out["accuracy"] = float((tr.y_hat.argmax(axis=1) == y.argmax(axis=1)).mean())
+    return out
+
+
+def _norm(x: Array) -> float:
+    flat = x.ravel()
+    return math.sqrt(float(flat @ flat))
+
+
+def _param_grads(tr: Trace, n_layers: int) -> list[dict[str, Array]]:
+    grads: list[dict[str, Array]] = [{} for _ in range(n_layers)]
+    for layer, name, value in tr.grads:
+        if name in ("dW", "db"):
+            assert layer is not None
+            grads[layer][name[1:]] = value
+    return grads
+
+
+def _locate(arr: Array) -> tuple[tuple[int, ...], float] | None:
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size == 0:
+        return None
+    index = tuple(int(i) for i in bad[0])
+    return index, float(arr[index])
+
+
+def _first_nonfinite_forward(
+    tr: Trace, per_sample: Array
+) -> tuple[str, int | None, tuple[int, ...], float]:
+    for i in range(len(tr.z)):
+        for name, arr in (("z", tr.z[i]), ("a", tr.a[i])):
+            found = _locate(arr)
+            if found is not None:
+                return (name, i, *found)
+    found = _locate(per_sample)
+    if found is not None:
+        return ("the loss", None, *found)
+    return ("the loss (through the L2 penalty)", None, (), math.inf)
+
+
+def _first_nonfinite_grad(tr: Trace) -> tuple[str, int | None, tuple[int, ...], float]:
+    for layer, name, value in tr.grads:
+        found = _locate(value)
+        if found is not None:
+            return (name, layer, *found)
+    raise AssertionError("a gradient norm was not finite, but no entry is")
+
+
+def _first_nonfinite_params(
+    params: Params,
+) -> tuple[str, int | None, tuple[int, ...], float] | None:
+    for i, p in enumerate(params):
+        for name in ("W", "b"):
+            found = _locate(p[name])
+            if found is not None:
+                return (name, i, *found)
+    return None
+
+
+def _check_fit(spec: NetworkSpec, config: TrainingConfig, data: Dataset) -> list[str]:
+    """Raise for a network, loss and data that cannot work; return notices."""
+    out_layer = spec.layers[-1]
+    out_act = spec.activations()[-1]
+    loss = get_loss(config.loss)
+    if spec.n_in != data.n_features:
+        msg = (
+            f"The network takes {spec.n_in} inputs but the data has "
+            f"{data.n_features} features; set n_in to {data.n_features}."
+        )
+        raise ConfigError(msg)
+    if out_layer.n_out != data.n_outputs:
+        what = {
+            "binary": "1 unit for a binary target",
+            "multiclass": f"one unit per class ({data.n_outputs})",
+            "regression": f"one unit per target ({data.n_outputs})",
+        }[data.task]
+        msg = (
+            f"The output layer has {out_layer.n_out} units but the data needs "
+            f"{what}; set the last layer to {data.n_outputs} units."
+        )
+        raise ConfigError(msg)
+    if loss.needs_probabilities:
+        low, high = out_act.output_range
+        if low < 0.0 or high > 1.0:
+            fit = "a sigmoid" if loss.name == "binary_cross_entropy" else "a softmax"
+            msg = (
+                f"{loss.name} needs outputs between 0 and 1, but the output layer "
+                f"uses {out_act.name}, which can give values outside that range. "
+                f"Use {fit} output layer, or the mse loss."
+            )
+            raise ConfigError(msg)
+    if loss.name == "categorical_cross_entropy" and data.n_outputs == 1:
+        msg = (
+            "categorical_cross_entropy needs one output per class; for a single "
+            "0/1 output use binary_cross_entropy with a sigmoid output."
+        )
+        raise ConfigError(msg)
+    if config.optimizer == "gd" and config.batch_size not in (None, data.n_train):
+        msg = (
+            f"The gd optimizer is full-batch gradient descent, but batch_size is "
+            f"{config.batch_size}. Leave batch_size empty for gd, or use sgd for "
+            "mini-batches."
+        )
+        raise ConfigError(msg)
+    if config.batch_size is not None and config.batch_size > data.n_train:
+        msg = (
+            f"batch_size {config.batch_size} is larger than the {data.n_train} "
+            f"training rows; use at most {data.n_train}, or leave it empty for "
+            "full batch."
+        )
+        raise ConfigError(msg)
+
+    notices = []
+    low, high = out_act.output_range
+    y_low, y_high = float(data.y_train.min()), float(data.y_train.max())
+    if y_low < low or y_high > high:
+        notices.append(
+            f"The targets range from {y_low:g} to {y_high:g}, but a {out_act.name} "
+            f"output can only give values in ({low:g}, {high:g}); the loss cannot "
+            "reach 0. Use a linear (identity) output or scale the targets."
+        )
+    for i, layer in enumerate(spec.layers[:-1]):
+        if spec.initial_params is None and layer.initializer_name == "zeros":
+            notices.append(
+                f"Layer {i + 1} starts with all weights 0: its {layer.n_out} units "
+                "compute the same thing and get the same updates, so they stay "
+                "identical (symmetry is never broken). Use a random initializer "
+                "to let them learn different features."
+            )
+    return notices
