@@ -112,9 +112,8 @@ class Trainer:
         self._perm: tuple[int, IntArray] | None = None
 
         # Trainable state.
-        root = np.random.SeedSequence(config.seed)
         if state is None:
-            init_rng = np.random.default_rng(root.spawn(3)[_INIT])
+            init_rng = np.random.default_rng(_seed_sequence(config.seed, _INIT))
             params = spec.init_params(init_rng)
             state = TrainerState(
                 step=0,
@@ -125,7 +124,9 @@ class Trainer:
                     for p in params
                 ],
                 dropout_rng=dict(
-                    np.random.default_rng(root.spawn(3)[_DROPOUT]).bit_generator.state
+                    np.random.default_rng(
+                        _seed_sequence(config.seed, _DROPOUT)
+                    ).bit_generator.state
                 ),
             )
         self._step = state.step
@@ -455,6 +456,11 @@ def evaluate(trainer: Trainer, X: Array, y: Array) -> dict[str, float]:
     elif task == "multiclass":
         out["accuracy"] = float((tr.y_hat.argmax(axis=1) == y.argmax(axis=1)).mean())
     return out
+
+
+def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
+    """Return the seed sequence of one source of randomness of a run."""
+    return np.random.SeedSequence(seed, spawn_key=key)
 
 
 def _norm(x: Array) -> float:
