@@ -103,6 +103,7 @@ class Trainer:
         self.fused = self.loss.fused_with == self.activations[-1].name
         keep = [1.0 - layer.dropout for layer in spec.layers]
         self.keep_probs: list[float] | None = keep if min(keep) < 1.0 else None
+        self._n_forward_events = 2 * len(keep) + sum(k < 1.0 for k in keep)
 
         # Schedule.
         n = data.n_train
@@ -145,6 +146,11 @@ class Trainer:
         return self._step
 
     @property
+    def next_seq(self) -> int:
+        """Return the ``seq`` the next event will get."""
+        return self._seq
+
+    @property
     def done(self) -> bool:
         """Return True when every planned step ran or training diverged."""
         return self.diverged or self._step >= self.total_steps
@@ -165,6 +171,7 @@ class Trainer:
             msg = "begin() opens a new run; this trainer continues one at step "
             raise RuntimeError(msg + f"{self._step}.")
         if self.sink is None:
+            self._seq += 1 + len(self.spec.layers)
             return
         self._emit(
             ev.SessionStarted,
@@ -190,11 +197,17 @@ class Trainer:
                 b=p["b"],
             )
 
-    def run(self, should_stop: Callable[[], bool] | None = None) -> str:
+    def run(
+        self,
+        should_stop: Callable[[], bool] | None = None,
+        before_step: Callable[[Trainer], object] | None = None,
+    ) -> str:
         """Run to the end (or until ``should_stop()`` is true) and return why it ended.
 
         Emits the opening events when starting from step 0 and ``SessionEnded``
-        last.  Returns ``"completed"``, ``"stopped"`` or ``"diverged"``.
+        last; calls ``before_step(self)`` before every step (a recorder uses it
+        to store keyframes).  Returns ``"completed"``, ``"stopped"`` or
+        ``"diverged"``.
         """
         if self._step == 0 and self._seq == 0:
             self.begin()
@@ -203,6 +216,8 @@ class Trainer:
             if should_stop is not None and should_stop():
                 reason = "stopped"
                 break
+            if before_step is not None:
+                before_step(self)
             self.train_step()
         if self.diverged:
             reason = "diverged"
@@ -215,6 +230,7 @@ class Trainer:
         It belongs to the step that diverged, or else to the last completed step.
         """
         if self.sink is None:
+            self._seq += 1
             return
         step = self._step if self.diverged else max(self._step - 1, 0)
         self._emit(ev.SessionEnded, None, step, reason=reason, steps=self._step)
@@ -245,6 +261,10 @@ class Trainer:
         y = self.data.y_train[indices]
         if emit:
             self._emit(ev.BatchSampled, None, indices=indices, X=X, y=y)
+        else:
+            # A silent step numbers its events all the same, so that a run
+            # replayed from a keyframe continues with the right ``seq``.
+            self._seq += 1
 
         # Forward pass and loss.
         tr = forward(
@@ -274,6 +294,8 @@ class Trainer:
                 l2_penalty=penalty,
                 loss=loss,
             )
+        else:
+            self._seq += self._n_forward_events + 1
         if not math.isfinite(loss):
             return self._diverge(_first_nonfinite_forward(tr, per_sample), epoch)
 
@@ -291,6 +313,8 @@ class Trainer:
         if emit:
             for layer, name, value in tr.grads:
                 self._emit(ev.GradientComputed, layer, name=name, value=value)
+        else:
+            self._seq += len(tr.grads)
         grads = _param_grads(tr, len(self.params))
         grad_norms = tuple(_norm(g["W"]) for g in grads)
         if not all(map(math.isfinite, grad_norms)) or not all(
@@ -323,11 +347,17 @@ class Trainer:
                         after=after,
                         state=state,
                     )
+                else:
+                    self._seq += 1
             ratios.append(_norm(new_p["W"] - p["W"]) / (_norm(p["W"]) or math.inf))
             new_params.append(new_p)
         self.params = new_params
-        bad = _first_nonfinite_params(new_params)
-        if bad is not None:
+        if not all(
+            math.isfinite(_norm(p["W"])) and math.isfinite(_norm(p["b"]))
+            for p in new_params
+        ):
+            bad = _first_nonfinite_params(new_params)
+            assert bad is not None
             return self._diverge(bad, epoch)
 
         # Step summary and, at the end of an epoch, metrics on all data.
@@ -346,6 +376,8 @@ class Trainer:
                     train=self.evaluate(self.data.X_train, self.data.y_train),
                     test=self.evaluate(self.data.X_test, self.data.y_test),
                 )
+        else:
+            self._seq += 1 + ((step + 1) % self.steps_per_epoch == 0)
         self._step = step + 1
         return True
 
@@ -424,7 +456,9 @@ class Trainer:
             f"too large; try a smaller learning rate, for example "
             f"{self.config.lr / 10:g} instead of {self.config.lr:g}."
         )
-        if self.sink is not None:
+        if self.sink is None:
+            self._seq += 1
+        else:
             self._emit(
                 ev.TrainingDiverged,
                 layer,

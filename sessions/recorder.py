@@ -1,0 +1,306 @@
+"""Record a training run into a session file, crash-safely, as it happens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import engine
+from engine import events as ev
+from engine.config import TrainingConfig
+from engine.data import Dataset
+from engine.network import NetworkSpec
+from engine.optimizers import OPTIMIZERS
+from engine.trainer import Trainer
+from sessions.codec import encode_bundle, to_json
+from sessions.errors import SessionError
+from sessions.schema import APPLICATION_ID, FORMAT_VERSION, SCHEMA
+from sessions.state import encode_event, encode_state, encode_summary
+
+__all__ = ["DEFAULT_KEYFRAME_INTERVAL", "Recorder", "record"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KEYFRAME_INTERVAL = 10
+"""Steps between keyframes: reading any step re-executes at most this many."""
+
+COMMIT_INTERVAL = 0.05
+"""Seconds between commits; a crash loses at most this much plus one step."""
+
+
+class Recorder:
+    """Store the events of one trainer's run in a new session file.
+
+    The recorder is the trainer's sink.  It keeps, per step, a summary (loss,
+    gradient norms, update ratios) and where the step's events sit in the log;
+    every ``keyframe_interval`` steps it stores the full trainer state.  Any
+    event can then be rebuilt exactly by re-executing from the nearest
+    keyframe (see :class:`sessions.Session`).  Commits happen at least every
+    :data:`COMMIT_INTERVAL` seconds, so a killed process loses at most that
+    much training and never corrupts what was committed (SQLite WAL).
+
+    Parameters
+    ----------
+    path : str or Path
+        The session file to create.
+    trainer : Trainer
+        A trainer that has not started; the recorder becomes its sink.
+    title, description : str
+        Shown when listing sessions.
+    keyframe_interval : int
+        Steps between stored trainer states.
+    overwrite : bool
+        Replace an existing file instead of refusing.
+    meta : dict or None
+        Extra JSON-ready metadata (``parent``, ``fork_step``, ...).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        trainer: Trainer,
+        *,
+        title: str = "",
+        description: str = "",
+        keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL,
+        overwrite: bool = False,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        if keyframe_interval < 1:
+            msg = f"keyframe_interval must be >= 1; got {keyframe_interval!r}."
+            raise ValueError(msg)
+        if trainer.step_index != 0 or trainer.next_seq != 0:
+            msg = "A recorder needs a trainer that has not started yet."
+            raise SessionError(msg)
+        self.path = Path(path)
+        self.trainer = trainer
+        self.keyframe_interval = keyframe_interval
+        self._state_names = OPTIMIZERS[trainer.config.optimizer].state_names
+        self._steps: list[tuple[Any, ...]] = []
+        self._epochs: list[tuple[Any, ...]] = []
+        self._keyframes: list[tuple[Any, ...]] = []
+        self._events: list[tuple[Any, ...]] = []
+        self._open: tuple[int, int, int, bytes, str] | None = None
+        self._seq_first = 0
+        self._loss = (float("nan"), float("nan"))
+        self._last_commit = time.monotonic()
+        self.closed = False
+        self._con = _create(self.path, overwrite)
+        self._write_header(title, description, meta or {})
+        trainer.sink = self
+
+    # -- the sink --------------------------------------------------------
+
+    def __call__(self, event: ev.Event) -> None:
+        """Take one event from the trainer."""
+        cls = type(event)
+        if cls is ev.BatchSampled:
+            self._close_step(event.seq)
+            if event.step:
+                self._seq_first = event.seq
+        elif cls is ev.LossComputed:
+            self._loss = (event.loss, event.data_loss)  # type: ignore[attr-defined]
+        elif cls is ev.StepCompleted:
+            assert isinstance(event, ev.StepCompleted)
+            summary = encode_summary(
+                event.loss, self._loss[1], event.grad_norms, event.update_ratios
+            )
+            self._open = (event.step, event.epoch, self._seq_first, summary, "ok")
+        elif cls is ev.EpochCompleted:
+            assert isinstance(event, ev.EpochCompleted)
+            self._epochs.append(
+                (
+                    event.epoch,
+                    event.step,
+                    event.seq,
+                    to_json(event.train),
+                    to_json(event.test),
+                )
+            )
+        elif cls is ev.TrainingDiverged:
+            n_layers = len(self.trainer.spec.layers)
+            nan = (float("nan"),) * n_layers
+            summary = encode_summary(*self._loss, nan, nan)
+            self._open = (event.step, event.epoch, self._seq_first, summary, "diverged")
+            self._close_step(event.seq + 1)
+            self._events.append(
+                (event.seq, event.step, event.kind, encode_event(event))
+            )
+        elif cls is ev.SessionEnded:
+            self._close_step(event.seq)
+            self._events.append(
+                (event.seq, event.step, event.kind, encode_event(event))
+            )
+
+    def before_step(self, trainer: Trainer) -> None:
+        """Store a keyframe when one is due, and commit when enough time passed."""
+        step = trainer.step_index
+        if step % self.keyframe_interval == 0:
+            state = trainer.state()
+            self._keyframes.append(
+                (step, state.seq, encode_state(state, self._state_names))
+            )
+        now = time.monotonic()
+        if now - self._last_commit >= COMMIT_INTERVAL:
+            self.flush()
+
+    # -- storage ---------------------------------------------------------
+
+    def flush(self) -> None:
+        """Commit everything received so far."""
+        con = self._con
+        with con:
+            if self._keyframes:
+                con.executemany(
+                    "INSERT INTO keyframes VALUES (?, ?, ?)", self._keyframes
+                )
+            if self._steps:
+                con.executemany(
+                    "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)", self._steps
+                )
+            if self._epochs:
+                con.executemany(
+                    "INSERT INTO epochs VALUES (?, ?, ?, ?, ?)", self._epochs
+                )
+            if self._events:
+                con.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", self._events)
+        self._keyframes.clear()
+        self._steps.clear()
+        self._epochs.clear()
+        self._events.clear()
+        self._last_commit = time.monotonic()
+
+    def close(self) -> None:
+        """Commit what is left, fold the write-ahead log into the file, close it."""
+        if self.closed:
+            return
+        self.flush()
+        self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._con.close()
+        self.closed = True
+        logger.info("Session saved: %s", self.path)
+
+    def _close_step(self, next_seq: int) -> None:
+        if self._open is None:
+            return
+        step, epoch, seq_first, summary, status = self._open
+        self._steps.append(
+            (step, epoch, seq_first, next_seq - seq_first, status, summary, time.time())
+        )
+        self._open = None
+
+    def _write_header(
+        self, title: str, description: str, extra: dict[str, Any]
+    ) -> None:
+        t = self.trainer
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "title": title or f"{t.data.name} {'-'.join(map(str, t.spec.sizes))}",
+            "description": description,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "glassnet_version": engine.__version__,
+            "numpy_version": np.__version__,
+            "python_version": platform.python_version(),
+            "platform": f"{platform.system()} {platform.machine()}",
+            "byteorder": sys.byteorder,
+            "network": t.spec.to_dict(),
+            "config": t.config.to_dict(),
+            "dataset": t.data.describe(),
+            "dataset_hash": t.data.content_hash(),
+            "keyframe_interval": self.keyframe_interval,
+            "batch_size": t.batch_size,
+            "steps_per_epoch": t.steps_per_epoch,
+            "total_steps": t.total_steps,
+            "notices": t.notices,
+            "parent": None,
+            "fork_step": None,
+        }
+        meta.update(extra)
+        d = t.data
+        bundle = encode_bundle(
+            {
+                "X_train": d.X_train,
+                "y_train": d.y_train,
+                "X_test": d.X_test,
+                "y_test": d.y_test,
+            },
+        )
+        with self._con:
+            self._con.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [(key, to_json(value)) for key, value in meta.items()],
+            )
+            self._con.execute("INSERT INTO arrays VALUES ('dataset', ?)", (bundle,))
+
+
+def record(
+    spec: NetworkSpec,
+    config: TrainingConfig,
+    data: Dataset,
+    path: str | Path,
+    *,
+    title: str = "",
+    description: str = "",
+    keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL,
+    overwrite: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[Trainer], object] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> str:
+    """Train and record a whole run into ``path``; return why it ended.
+
+    ``should_stop()`` is polled before every step (the app's Stop button);
+    ``progress(trainer)`` is called before every step.  Whatever ends the run
+    (completion, a stop, divergence, an exception), everything recorded until
+    then is committed and the file is closed cleanly.
+    """
+    trainer = Trainer(spec, config, data)
+    rec = Recorder(
+        path,
+        trainer,
+        title=title,
+        description=description,
+        keyframe_interval=keyframe_interval,
+        overwrite=overwrite,
+        meta=meta,
+    )
+
+    def before_step(t: Trainer) -> None:
+        rec.before_step(t)
+        if progress is not None:
+            progress(t)
+
+    try:
+        return trainer.run(should_stop=should_stop, before_step=before_step)
+    finally:
+        rec.close()
+
+
+def _create(path: Path, overwrite: bool) -> sqlite3.Connection:
+    """Return a connection to a new, empty session file at ``path``."""
+    if path.exists() or Path(f"{path}-wal").exists():
+        if not overwrite:
+            msg = f"{path} already exists; choose another name or pass overwrite."
+            raise SessionError(msg)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    con.isolation_level = "DEFERRED"
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    with con:
+        con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        con.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        for ddl in SCHEMA.values():
+            con.execute(ddl)
+    return con

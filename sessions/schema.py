@@ -1,0 +1,112 @@
+"""Define the SQLite layout of a session file and how old layouts are upgraded.
+
+``docs/session-format.md`` describes every table for readers without glassnet.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from sessions.errors import SessionFormatError
+
+__all__ = ["APPLICATION_ID", "FORMAT_VERSION", "SCHEMA", "check_schema", "upgrade"]
+
+APPLICATION_ID = 0x474C4E54  # "GLNT": marks the file as a glassnet session.
+FORMAT_VERSION = 1
+
+SCHEMA = {
+    "meta": """CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+    "arrays": """CREATE TABLE arrays (
+        name TEXT PRIMARY KEY,
+        bundle BLOB NOT NULL
+    )""",
+    "keyframes": """CREATE TABLE keyframes (
+        step INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        state BLOB NOT NULL
+    )""",
+    "steps": """CREATE TABLE steps (
+        step INTEGER PRIMARY KEY,
+        epoch INTEGER NOT NULL,
+        seq_first INTEGER NOT NULL,
+        n_events INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        summary BLOB NOT NULL,
+        recorded_at REAL NOT NULL
+    )""",
+    "epochs": """CREATE TABLE epochs (
+        epoch INTEGER PRIMARY KEY,
+        step INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        train TEXT NOT NULL,
+        test TEXT NOT NULL
+    )""",
+    "events": """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        step INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL
+    )""",
+}
+
+# Upgrades from format version N to N + 1, applied in order on a writable copy.
+# Version 1 is the first; a later version adds ``_UPGRADES[1] = upgrade_v1_to_v2``.
+_UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def check_schema(con: sqlite3.Connection, path: str) -> int:
+    """Return the file's format version after checking it is a glassnet session.
+
+    Raises
+    ------
+    SessionFormatError
+        If the file is not a glassnet session, was written by a newer
+        glassnet, or holds objects (triggers, views, other tables) that
+        glassnet never writes.
+    """
+    app_id = con.execute("PRAGMA application_id").fetchone()[0]
+    if app_id != APPLICATION_ID:
+        msg = (
+            f"{path} is an SQLite database but not a glassnet session (its "
+            "application id is not glassnet's). Open a file written by "
+            "`glassnet record` or the app."
+        )
+        raise SessionFormatError(msg)
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    if version > FORMAT_VERSION:
+        msg = (
+            f"{path} uses session format {version}, but this glassnet reads "
+            f"formats up to {FORMAT_VERSION}. Upgrade glassnet to open it."
+        )
+        raise SessionFormatError(msg)
+    if version < 1:
+        msg = f"{path} declares session format {version}, which never existed."
+        raise SessionFormatError(msg)
+    objects = con.execute(
+        "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_autoindex_%'"
+    ).fetchall()
+    found = {name for kind, name in objects if kind == "table"}
+    extra = sorted(f"{kind} {name}" for kind, name in objects if name not in SCHEMA)
+    if extra:
+        msg = (
+            f"{path} holds objects glassnet never writes ({', '.join(extra)}); "
+            "it was altered after recording and will not be opened."
+        )
+        raise SessionFormatError(msg)
+    missing = sorted(set(SCHEMA) - found)
+    if missing:
+        msg = f"{path} lacks the tables {', '.join(missing)}: it is not a session."
+        raise SessionFormatError(msg)
+    return int(version)
+
+
+def upgrade(con: sqlite3.Connection, version: int) -> None:
+    """Bring a writable session from ``version`` to :data:`FORMAT_VERSION`."""
+    while version < FORMAT_VERSION:
+        _UPGRADES[version](con)
+        version += 1
+        con.execute(f"PRAGMA user_version = {version}")

@@ -1,0 +1,492 @@
+"""Open a recorded session and read any event, any step or whole-run series."""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import events as ev
+from engine.config import TrainingConfig
+from engine.data import Dataset
+from engine.errors import ConfigError
+from engine.network import NetworkSpec, Params
+from engine.optimizers import OPTIMIZERS
+from engine.trainer import Trainer, TrainerState
+from sessions.codec import MAX_ARRAY_BYTES, decode_bundle, from_json
+from sessions.errors import SessionFormatError, SessionReproducibilityError
+from sessions.schema import check_schema
+from sessions.state import decode_event, decode_state, decode_summary, encode_summary
+
+__all__ = ["EpochSeries", "Series", "Session", "open_session"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_META_BYTES = 16 << 20
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class Series:
+    """Whole-run values, one entry per recorded step (diverged step excluded).
+
+    ``grad_norms`` and ``update_ratios`` have shape (n_steps, n_layers).
+    """
+
+    step: np.ndarray
+    epoch: np.ndarray
+    loss: np.ndarray
+    data_loss: np.ndarray
+    grad_norms: np.ndarray
+    update_ratios: np.ndarray
+    recorded_at: np.ndarray
+
+
+@dataclass(frozen=True)
+class EpochSeries:
+    """Per-epoch metrics on the training and the test set, by metric name."""
+
+    epoch: np.ndarray
+    step: np.ndarray
+    train: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+
+
+class Session:
+    """A session file opened for reading; also follows a file still being written.
+
+    Parameters
+    ----------
+    path : str or Path
+        The session file.
+    verify_steps : bool
+        Check every re-executed step against its stored summary (loss,
+        gradient norms, update ratios) and raise
+        :class:`SessionReproducibilityError` if they differ.
+
+    Raises
+    ------
+    SessionFormatError
+        If the file is missing, not a session, damaged, from a newer glassnet,
+        or declares sizes beyond the limits.
+
+    Notes
+    -----
+    The file stores a keyframe (the full trainer state) every few steps and a
+    summary of every step.  The events of a step are rebuilt by re-executing
+    it from the nearest earlier keyframe, which is exact on a machine whose
+    NumPy gives the same results; every rebuilt step is checked against its
+    stored summary.
+    """
+
+    def __init__(self, path: str | Path, *, verify_steps: bool = True) -> None:
+        self.path = Path(path)
+        self.verify_steps = verify_steps
+        self._con = _connect(self.path)
+        try:
+            self.format_version = check_schema(self._con, str(self.path))
+            self.meta = self._read_meta()
+            self.spec = NetworkSpec.from_dict(self.meta["network"])
+            self.config = TrainingConfig.from_dict(self.meta["config"])
+            self.keyframe_interval = int(self.meta["keyframe_interval"])
+        except sqlite3.DatabaseError as err:
+            self._con.close()
+            raise _damaged(self.path, err) from err
+        except (KeyError, TypeError, ValueError, ConfigError) as err:
+            self._con.close()
+            msg = f"{self.path} has unreadable metadata ({err}): the file is damaged."
+            raise SessionFormatError(msg) from err
+        except SessionFormatError:
+            self._con.close()
+            raise
+        self.n_layers = len(self.spec.layers)
+        self._state_names = OPTIMIZERS[self.config.optimizer].state_names
+        self._dataset: Dataset | None = None
+        self._cache: Trainer | None = None
+        self._index: tuple[list[int], list[int]] | None = None
+        self.refresh()
+
+    # -- what the file holds --------------------------------------------
+
+    @property
+    def title(self) -> str:
+        """Return the title given when recording."""
+        return str(self.meta.get("title", ""))
+
+    @property
+    def dataset(self) -> Dataset:
+        """Return the recorded dataset (loaded on first use, hash checked)."""
+        if self._dataset is None:
+            self._dataset = self._read_dataset()
+        return self._dataset
+
+    def refresh(self) -> None:
+        """Re-read how far the run got (for a file another process still writes)."""
+        q = self._query
+        self.n_recorded = int(q("SELECT count(*) FROM steps")[0][0])
+        last = q("SELECT max(step) FROM steps")[0][0]
+        self.last_step = -1 if last is None else int(last)
+        ended = q("SELECT body FROM events WHERE kind = 'session_ended'")
+        self.end: ev.SessionEnded | None = None
+        if ended:
+            end = decode_event(ended[0][0], f"{self.path}: the session end")
+            assert isinstance(end, ev.SessionEnded)
+            self.end = end
+        diverged = q("SELECT body FROM events WHERE kind = 'training_diverged'")
+        self.divergence: ev.TrainingDiverged | None = None
+        if diverged:
+            div = decode_event(diverged[0][0], f"{self.path}: the divergence")
+            assert isinstance(div, ev.TrainingDiverged)
+            self.divergence = div
+        self._index = None
+
+    @property
+    def n_steps(self) -> int:
+        """Return how many steps can be read (a diverged last step included)."""
+        return self.last_step + 1
+
+    @property
+    def status(self) -> str:
+        """Return ``completed``, ``stopped``, ``diverged`` or ``incomplete``.
+
+        ``incomplete`` means no end was recorded: the run is still being
+        written, or the recording process died (everything committed stays
+        readable).
+        """
+        return "incomplete" if self.end is None else self.end.reason
+
+    @property
+    def n_events(self) -> int:
+        """Return the number of events recorded (the next ``seq``)."""
+        if self.end is not None:
+            return self.end.seq + 1
+        rows = self._query(
+            "SELECT seq_first + n_events FROM steps ORDER BY step DESC LIMIT 1"
+        )
+        return int(rows[0][0]) if rows else 0
+
+    # -- whole-run series ----------------------------------------------
+
+    def series(self) -> Series:
+        """Return loss, gradient norms and update ratios of every step, in one read."""
+        rows = self._query(
+            "SELECT step, epoch, summary, recorded_at FROM steps "
+            "WHERE status = 'ok' ORDER BY step"
+        )
+        n, width = len(rows), 2 + 2 * self.n_layers
+        blob = b"".join(r[2] for r in rows)
+        if len(blob) != 8 * width * n:
+            msg = f"{self.path} has step summaries of the wrong size: it is damaged."
+            raise SessionFormatError(msg)
+        values = np.frombuffer(blob, dtype="<f8").reshape(n, width)
+        L = self.n_layers
+        return Series(
+            step=np.array([r[0] for r in rows], dtype=np.int64),
+            epoch=np.array([r[1] for r in rows], dtype=np.int64),
+            loss=values[:, 0],
+            data_loss=values[:, 1],
+            grad_norms=values[:, 2 : 2 + L],
+            update_ratios=values[:, 2 + L :],
+            recorded_at=np.array([r[3] for r in rows], dtype=np.float64),
+        )
+
+    def epochs(self) -> EpochSeries:
+        """Return the per-epoch train and test metrics."""
+        rows = self._query("SELECT epoch, step, train, test FROM epochs ORDER BY epoch")
+        train = [from_json(r[2]) for r in rows]
+        test = [from_json(r[3]) for r in rows]
+        return EpochSeries(
+            epoch=np.array([r[0] for r in rows], dtype=np.int64),
+            step=np.array([r[1] for r in rows], dtype=np.int64),
+            train=_columns(train),
+            test=_columns(test),
+        )
+
+    # -- random access ----------------------------------------------------
+
+    def step_events(self, step: int) -> list[ev.Event]:
+        """Return every event of ``step``, rebuilt exactly from the nearest keyframe.
+
+        Step 0 starts with ``SessionStarted`` and the initial parameters; the
+        last step ends with ``SessionEnded`` when the run ended.
+        """
+        row = self._step_row(step)
+        log: list[ev.Event] = []
+        if step == 0:
+            # Rewind the keyframe to seq 0 so the opening events come first.
+            start = dataclasses.replace(self._trainer_before(0).state(), seq=0)
+            trainer = Trainer(self.spec, self.config, self.dataset, state=start)
+            trainer.sink = log.append
+            trainer.begin()
+        else:
+            trainer = self._trainer_before(step)
+            trainer.sink = log.append
+        trainer.train_step()
+        trainer.sink = None
+        self._check_step(step, row, log)
+        self._cache = trainer if not trainer.done else None
+        if self.end is not None and self.end.step == step:
+            log.append(self.end)
+        return log
+
+    def event(self, seq: int) -> ev.Event:
+        """Return the event with sequence number ``seq``."""
+        if self.end is not None and seq == self.end.seq:
+            return self.end
+        step = self.step_of(seq)
+        for event in self.step_events(step):
+            if event.seq == seq:
+                return event
+        msg = f"Event {seq} is not in the session (it has {self.n_events} events)."
+        raise IndexError(msg)
+
+    def at(self, seq: int) -> ev.Event:
+        """Return the event with sequence number ``seq`` (alias of :meth:`event`)."""
+        return self.event(seq)
+
+    def events(self, start: int = 0, stop: int | None = None) -> list[ev.Event]:
+        """Return the events with ``start <= seq < stop`` (Python slice rules)."""
+        first, last, _ = slice(start, stop).indices(self.n_events)
+        if first >= last:
+            return []
+        out: list[ev.Event] = []
+        step = self.step_of(first)
+        while True:
+            for event in self.step_events(step):
+                if event.seq >= last:
+                    return out
+                if event.seq >= first:
+                    out.append(event)
+            step += 1
+            if step > self.last_step:
+                return out
+
+    def last(self) -> ev.Event:
+        """Return the last recorded event."""
+        return self.event(self.n_events - 1)
+
+    def step_of(self, seq: int) -> int:
+        """Return the step an event belongs to."""
+        if self._index is None:
+            rows = self._query("SELECT seq_first, step FROM steps ORDER BY step")
+            self._index = ([r[0] for r in rows], [r[1] for r in rows])
+        firsts, steps = self._index
+        if self.end is not None and seq == self.end.seq:
+            return self.end.step
+        i = bisect.bisect_right(firsts, seq) - 1
+        if seq < 0 or i < 0 or seq >= self.n_events:
+            msg = f"Event {seq} is not in the session (it has {self.n_events} events)."
+            raise IndexError(msg)
+        return steps[i]
+
+    def state_before(self, step: int) -> TrainerState:
+        """Return the exact trainer state before ``step`` ran."""
+        return self._trainer_before(step).state()
+
+    def params_after(self, step: int) -> Params:
+        """Return the parameters after ``step`` (``-1``: the initial parameters)."""
+        if step < 0:
+            return self.state_before(0).params
+        trainer = self._trainer_before(step)
+        trainer.train_step()
+        self._cache = trainer if not trainer.done else None
+        return trainer.params
+
+    def trainer_before(self, step: int, sink: Any = None) -> Trainer:
+        """Return a new trainer positioned before ``step``, e.g. to fork a run."""
+        state = self.state_before(step)
+        return Trainer(self.spec, self.config, self.dataset, sink, state=state)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._con.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        path, n, status = str(self.path), self.n_recorded, self.status
+        return f"Session({path!r}, steps={n}, status={status!r})"
+
+    # -- helpers ---------------------------------------------------------
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._con.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise _damaged(self.path, err) from err
+
+    def _read_meta(self) -> dict[str, Any]:
+        big = self._query(
+            "SELECT key FROM meta WHERE length(value) > ?", (_MAX_META_BYTES,)
+        )
+        if big:
+            msg = f"{self.path} has an oversized metadata entry {big[0][0]!r}."
+            raise SessionFormatError(msg)
+        return {k: from_json(v) for k, v in self._query("SELECT key, value FROM meta")}
+
+    def _read_dataset(self) -> Dataset:
+        rows = self._query("SELECT length(bundle) FROM arrays WHERE name = 'dataset'")
+        if not rows:
+            raise SessionFormatError(f"{self.path} holds no dataset.")
+        if rows[0][0] > 4 * MAX_ARRAY_BYTES:
+            raise SessionFormatError(f"{self.path} holds an oversized dataset.")
+        blob = self._query("SELECT bundle FROM arrays WHERE name = 'dataset'")[0][0]
+        arrays, _ = decode_bundle(blob, f"{self.path}: the dataset")
+        d = self.meta["dataset"]
+        try:
+            data = Dataset(
+                name=d["name"],
+                task=d["task"],
+                X_train=arrays["X_train"],
+                y_train=arrays["y_train"],
+                X_test=arrays["X_test"],
+                y_test=arrays["y_test"],
+                feature_names=tuple(d["feature_names"]),
+                class_names=tuple(d["class_names"]),
+                target_name=d["target_name"],
+                info=d.get("info", {}),
+            )
+        except (KeyError, TypeError, ConfigError) as err:
+            msg = f"{self.path} holds an unreadable dataset ({err})."
+            raise SessionFormatError(msg) from err
+        if data.content_hash() != self.meta.get("dataset_hash"):
+            msg = (
+                f"{self.path}: the stored dataset does not match its recorded hash; "
+                "the file was altered or damaged."
+            )
+            raise SessionFormatError(msg)
+        return data
+
+    def _step_row(self, step: int) -> tuple[Any, ...]:
+        rows = self._query(
+            "SELECT seq_first, n_events, status, summary FROM steps WHERE step = ?",
+            (step,),
+        )
+        if not rows:
+            msg = (
+                f"Step {step} is not in the session; it has steps 0 to "
+                f"{self.last_step}."
+            )
+            raise IndexError(msg)
+        return tuple(rows[0])
+
+    def _trainer_before(self, step: int) -> Trainer:
+        """Return a silent trainer positioned just before ``step``."""
+        cache = self._cache
+        if (
+            cache is not None
+            and cache.step_index <= step < cache.step_index + self.keyframe_interval
+        ):
+            trainer = cache
+            self._cache = None
+        else:
+            rows = self._query(
+                "SELECT step, length(state) FROM keyframes WHERE step <= ? "
+                "ORDER BY step DESC LIMIT 1",
+                (step,),
+            )
+            if not rows:
+                msg = f"{self.path} has no keyframe at or before step {step}."
+                raise SessionFormatError(msg)
+            if rows[0][1] > MAX_ARRAY_BYTES:
+                raise SessionFormatError(f"{self.path} has an oversized keyframe.")
+            blob = self._query(
+                "SELECT state FROM keyframes WHERE step = ?", (rows[0][0],)
+            )
+            what = f"{self.path}: the keyframe of step {rows[0][0]}"
+            state = decode_state(blob[0][0], self.n_layers, self._state_names, what)
+            try:
+                trainer = Trainer(self.spec, self.config, self.dataset, state=state)
+            except (ConfigError, ValueError, KeyError, TypeError) as err:
+                raise SessionFormatError(
+                    f"{what} does not fit the network ({err})."
+                ) from err
+        while trainer.step_index < step:
+            trainer.train_step()
+        return trainer
+
+    def _check_step(self, step: int, row: tuple[Any, ...], log: list[ev.Event]) -> None:
+        if not self.verify_steps:
+            return
+        seq_first, n_events, status, summary = row
+        problem = None
+        first = log[0].seq
+        count = len(log)
+        if first != seq_first or count != n_events:
+            problem = (
+                f"it has events {first}..{first + count - 1}, the file says "
+                f"{seq_first}..{seq_first + n_events - 1}"
+            )
+        elif status == "ok":
+            done = log[-1] if isinstance(log[-1], ev.StepCompleted) else log[-2]
+            loss = next(e for e in log if isinstance(e, ev.LossComputed))
+            assert isinstance(done, ev.StepCompleted)
+            again = encode_summary(
+                done.loss, loss.data_loss, done.grad_norms, done.update_ratios
+            )
+            if again != summary:
+                stored = decode_summary(summary, self.n_layers)
+                problem = (
+                    f"its loss and gradient norms re-executed as "
+                    f"{np.frombuffer(again, '<f8').tolist()}, recorded as "
+                    f"{stored.tolist()}"
+                )
+        if problem is not None:
+            msg = (
+                f"Step {step} of {self.path} does not reproduce on this machine: "
+                f"{problem}. It was recorded with NumPy "
+                f"{self.meta.get('numpy_version')} on {self.meta.get('platform')}; "
+                "this machine has NumPy "
+                f"{np.__version__}. Run `glassnet verify` for the full comparison."
+            )
+            raise SessionReproducibilityError(msg)
+
+
+def open_session(path: str | Path, **kwargs: Any) -> Session:
+    """Open a session file for reading (see :class:`Session`)."""
+    return Session(path, **kwargs)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Return a query-only connection after checking the file looks like SQLite."""
+    if not path.is_file():
+        msg = f"{path} does not exist or is not a file."
+        raise SessionFormatError(msg)
+    with path.open("rb") as f:
+        head = f.read(len(_SQLITE_MAGIC))
+    if head != _SQLITE_MAGIC:
+        what = "empty" if not head else "not a glassnet session (not an SQLite file)"
+        msg = f"{path} is {what}. Open a file written by `glassnet record` or the app."
+        raise SessionFormatError(msg)
+    try:
+        con = sqlite3.connect(path, check_same_thread=False)
+        con.execute("PRAGMA query_only = ON")
+        con.execute("PRAGMA trusted_schema = OFF")
+        con.execute("PRAGMA cell_size_check = ON")
+    except sqlite3.DatabaseError as err:
+        raise _damaged(path, err) from err
+    return con
+
+
+def _damaged(path: Path, err: Exception) -> SessionFormatError:
+    return SessionFormatError(
+        f"{path} is damaged or truncated (SQLite says: {err}). Recorded sessions "
+        "survive crashes; a file cut short by copying or editing does not."
+    )
+
+
+def _columns(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
+    keys = sorted({k for r in rows for k in r})
+    return {
+        k: np.array([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in keys
+    }

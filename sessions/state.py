@@ -1,0 +1,126 @@
+"""Turn trainer states, step summaries and small events into stored bytes and back."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from engine import events as ev
+from engine.trainer import TrainerState
+from sessions.codec import decode_bundle, encode_bundle, from_json, to_json
+from sessions.errors import SessionFormatError
+
+__all__ = [
+    "decode_event",
+    "decode_state",
+    "decode_summary",
+    "encode_event",
+    "encode_state",
+    "encode_summary",
+]
+
+
+def encode_state(state: TrainerState, state_names: tuple[str, ...]) -> bytes:
+    """Return a keyframe: the parameters, optimizer state and dropout generator.
+
+    Arrays are named ``W0``, ``b0`` (parameters of layer 0) and ``W0.m``,
+    ``b0.m`` (optimizer state ``m`` of them); only ``state_names`` are kept,
+    since Adam's ``m_hat`` and ``v_hat`` follow from ``m`` and ``v``.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for i, (p, s) in enumerate(zip(state.params, state.opt_state, strict=True)):
+        for name in ("W", "b"):
+            arrays[f"{name}{i}"] = p[name]
+            for key in state_names:
+                arrays[f"{name}{i}.{key}"] = s[name][key]
+    extra = {"step": state.step, "seq": state.seq, "dropout_rng": state.dropout_rng}
+    return encode_bundle(arrays, extra)
+
+
+def decode_state(
+    blob: bytes, n_layers: int, state_names: tuple[str, ...], what: str
+) -> TrainerState:
+    """Return the trainer state stored in a keyframe.
+
+    Raises
+    ------
+    SessionFormatError
+        If the keyframe lacks an array or its dropout generator state.
+    """
+    arrays, extra = decode_bundle(blob, what)
+    try:
+        params = [{k: arrays[f"{k}{i}"] for k in ("W", "b")} for i in range(n_layers)]
+        opt_state = [
+            {
+                k: {key: arrays[f"{k}{i}.{key}"] for key in state_names}
+                for k in ("W", "b")
+            }
+            for i in range(n_layers)
+        ]
+        rng = extra["dropout_rng"]
+        if not isinstance(rng, dict) or not isinstance(rng.get("bit_generator"), str):
+            raise KeyError("dropout_rng")
+        return TrainerState(
+            step=int(extra["step"]),
+            seq=int(extra["seq"]),
+            params=params,
+            opt_state=opt_state,
+            dropout_rng=rng,
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        msg = f"{what} is incomplete (missing {err}): the file is damaged."
+        raise SessionFormatError(msg) from err
+
+
+def encode_summary(
+    loss: float,
+    data_loss: float,
+    grad_norms: tuple[float, ...],
+    update_ratios: tuple[float, ...],
+) -> bytes:
+    """Return a step summary as little-endian float64s.
+
+    Layout: ``[loss, data_loss, grad_norm_0 .. grad_norm_{L-1},
+    update_ratio_0 .. update_ratio_{L-1}]``.
+    """
+    values = np.array([loss, data_loss, *grad_norms, *update_ratios], dtype="<f8")
+    return values.tobytes()
+
+
+def decode_summary(blob: bytes, n_layers: int) -> np.ndarray:
+    """Return a step summary as a float64 array of length ``2 + 2 * n_layers``."""
+    if len(blob) != 8 * (2 + 2 * n_layers):
+        msg = (
+            f"A step summary has {len(blob)} bytes; expected {8 * (2 + 2 * n_layers)}."
+        )
+        raise SessionFormatError(msg)
+    return np.frombuffer(blob, dtype="<f8")
+
+
+def encode_event(event: ev.Event) -> str:
+    """Return a small, array-free event (session end, divergence) as JSON."""
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    return to_json({"kind": event.kind, **fields})
+
+
+def decode_event(text: str, what: str) -> ev.Event:
+    """Rebuild an event stored by :func:`encode_event`.
+
+    Raises
+    ------
+    SessionFormatError
+        For an unknown kind or fields that do not match it.
+    """
+    try:
+        data: dict[str, Any] = from_json(text)
+        cls = ev.EVENT_TYPES[data.pop("kind")]
+        if cls not in (ev.SessionEnded, ev.TrainingDiverged):
+            raise KeyError(data.get("kind"))
+        if cls is ev.TrainingDiverged:
+            data["index"] = tuple(int(i) for i in data["index"])
+        return cls(**data)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        msg = f"{what} is not a valid stored event ({err})."
+        raise SessionFormatError(msg) from err
