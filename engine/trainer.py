@@ -242,6 +242,9 @@ class Trainer:
     def train_step(self) -> bool:
         """Run one optimizer step; return False if it diverged.
 
+        Overflow is not warned about: a non-finite value ends the run with a
+        ``TrainingDiverged`` event that says where it appeared.
+
         Emits, in order: ``BatchSampled``; per layer ``WeightedSumComputed``,
         ``ActivationComputed`` and ``DropoutApplied`` (with dropout);
         ``LossComputed``; the gradients from ``dy_hat`` back to layer 0;
@@ -253,6 +256,10 @@ class Trainer:
         if self.done:
             msg = f"Training is over ({self._step} steps); nothing is left to run."
             raise RuntimeError(msg)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._train_step()
+
+    def _train_step(self) -> bool:
         emit = self.sink is not None
         step, cfg = self._step, self.config
         epoch = step // self.steps_per_epoch
@@ -451,9 +458,9 @@ class Trainer:
         what = "infinite" if math.isinf(value) else "not a number (NaN)"
         place = "" if layer is None else f" of layer {layer + 1}"
         msg = (
-            f"Training diverged at step {self._step} (epoch {epoch + 1}): {quantity}"
-            f"{place} became {what} at position {list(index)}. The updates grew "
-            f"too large; try a smaller learning rate, for example "
+            f"Training diverged in epoch {epoch + 1} (step {self._step}): "
+            f"{quantity}{place} became {what}{_position(quantity, index)}. The "
+            "updates grew too large; try a smaller learning rate, for example "
             f"{self.config.lr / 10:g} instead of {self.config.lr:g}."
         )
         if self.sink is None:
@@ -509,6 +516,18 @@ def _param_grads(tr: Trace, n_layers: int) -> list[dict[str, Array]]:
             assert layer is not None
             grads[layer][name[1:]] = value
     return grads
+
+
+def _position(quantity: str, index: tuple[int, ...]) -> str:
+    """Describe where in an array a value sits, in words."""
+    if not index:
+        return ""
+    if quantity in ("W", "dW") and len(index) == 2:
+        return f" (the weight from input {index[0]} to unit {index[1]})"
+    if len(index) == 1:
+        noun = "unit" if quantity in ("b", "db") else "sample"
+        return f" ({noun} {index[0]})"
+    return f" (sample {index[0]}, unit {index[1]})"
 
 
 def _locate(arr: Array) -> tuple[tuple[int, ...], float] | None:

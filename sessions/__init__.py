@@ -14,6 +14,7 @@ from sessions.errors import (
 from sessions.recorder import DEFAULT_KEYFRAME_INTERVAL, Recorder, record
 from sessions.schema import FORMAT_VERSION
 from sessions.session import EpochSeries, Series, Session, open_session
+from sessions.verify import VerifyReport, verify
 
 __all__ = [
     "DEFAULT_KEYFRAME_INTERVAL",
@@ -26,6 +27,8 @@ __all__ = [
     "SessionError",
     "SessionFormatError",
     "SessionReproducibilityError",
+    "VerifyReport",
     "open_session",
     "record",
+    "verify",
 ]
