@@ -1,0 +1,398 @@
+"""Run glassnet from a terminal: record, inspect and verify session files."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from engine import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
+from engine import events as ev
+from engine.config import TrainingConfig
+from engine.data import Dataset
+from engine.errors import GlassnetError
+from engine.network import LayerSpec, NetworkSpec
+from engine.trainer import Trainer
+from sessions import Session, record, verify
+from sessions.csv_import import CsvOptions, import_csv
+from sessions.datasets import DATASETS, TASK_DEFAULTS, load_dataset
+
+__all__ = ["DEFAULT_LR", "build_run", "main"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LR = {
+    "gd": 0.5,
+    "sgd": 0.1,
+    "momentum": 0.05,
+    "nesterov": 0.05,
+    "rmsprop": 0.01,
+    "adam": 0.01,
+}
+"""Learning rates that train the built-in datasets well with standardized inputs."""
+
+DEMO = {"dataset": "iris", "epochs": 30, "seed": 0, "optimizer": "adam"}
+"""The built-in demo run: a small network on the real Iris data."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``glassnet`` command and return its exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except GlassnetError as err:
+        print(f"glassnet: {err}", file=sys.stderr)
+        return 1
+    except IndexError as err:
+        print(f"glassnet: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader (head, less) went away; that is not an error of ours.
+        sys.stderr.close()
+        return 0
+
+
+# -- building a run from flags ---------------------------------------------
+
+
+def build_run(args: argparse.Namespace) -> tuple[NetworkSpec, TrainingConfig, Dataset]:
+    """Return the network, settings and data the flags describe, with defaults.
+
+    Whatever is not given follows the dataset: its suggested hidden layers,
+    the output activation and loss that fit its task, and a learning rate
+    that suits the optimizer.
+    """
+    if args.csv:
+        options = CsvOptions(
+            target=args.target,
+            task=args.task,
+            test_fraction=args.test_fraction,
+            standardize=not args.no_standardize,
+            seed=args.seed,
+        )
+        data, report = import_csv(Path(args.csv), options)
+        for notice in report.notices:
+            print(f"note: {notice}", file=sys.stderr)
+        hidden: tuple[int, ...] = (16,)
+        hidden_act = "relu"
+    else:
+        name = args.dataset or "iris"
+        data = load_dataset(
+            name,
+            test_fraction=args.test_fraction,
+            standardize=not args.no_standardize,
+            seed=args.seed,
+            n_samples=args.n_samples,
+            noise=args.noise,
+        )
+        info = DATASETS[name]
+        hidden = info.hidden_sizes
+        hidden_act = info.hidden_activation
+    out_act, loss = TASK_DEFAULTS[data.task]
+    if args.hidden is not None:
+        hidden = _sizes(args.hidden)
+    hidden_act = args.activation or hidden_act
+    layers = [LayerSpec(n, hidden_act, args.init, dropout=args.dropout) for n in hidden]
+    layers.append(
+        LayerSpec(data.n_outputs, args.output_activation or out_act, args.init)
+    )
+    spec = NetworkSpec(data.n_features, tuple(layers))
+    optimizer = args.optimizer
+    batch = None if args.batch_size in (None, "full") else _whole(args.batch_size)
+    if batch is None and args.batch_size is None and optimizer != "gd":
+        batch = min(32, data.n_train)
+    settings: dict[str, Any] = {
+        "loss": args.loss or loss,
+        "optimizer": optimizer,
+        "lr": DEFAULT_LR[optimizer] if args.lr is None else args.lr,
+        "epochs": args.epochs,
+        "batch_size": batch,
+        "seed": args.seed,
+        "l2": args.l2,
+    }
+    for key in ("momentum", "rho", "beta1", "beta2", "eps"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    return spec, TrainingConfig(**settings), data
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    spec, config, data = build_run(args)
+    out = Path(args.out)
+    steps = Trainer(spec, config, data).total_steps
+    bar = tqdm(total=steps, unit="step", disable=args.quiet, file=sys.stderr)
+
+    def progress(trainer: Trainer) -> None:
+        done = trainer.step_index
+        if done - bar.n >= 50 or done == steps - 1:
+            bar.update(done - bar.n)
+
+    reason = record(
+        spec,
+        config,
+        data,
+        out,
+        title=args.title or "",
+        description=args.description or "",
+        keyframe_interval=args.keyframe_interval,
+        overwrite=args.overwrite,
+        progress=progress,
+    )
+    bar.update(bar.total - bar.n if reason == "completed" else 0)
+    bar.close()
+    with Session(out) as session:
+        print(_summary(session))
+        if session.divergence is not None:
+            print(f"\n{session.divergence.message}")
+    print(f"\nSaved {out}. Inspect it with:")
+    print(f"  glassnet info {out}")
+    print(f"  glassnet events {out} --step 0")
+    print(f"  glassnet verify {out}")
+    return 0 if reason != "diverged" else 3
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    ns = _parser().parse_args(
+        [
+            "record",
+            "--dataset",
+            str(DEMO["dataset"]),
+            "--epochs",
+            str(DEMO["epochs"]),
+            "--seed",
+            str(DEMO["seed"]),
+            "--optimizer",
+            str(DEMO["optimizer"]),
+            "--out",
+            args.out,
+            "--title",
+            "Demo: Iris flowers, 4-16-3, Adam",
+            "--overwrite",
+        ]
+    )
+    return _cmd_record(ns)
+
+
+# -- inspecting ----------------------------------------------------------------
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    with Session(args.file) as session:
+        print(_summary(session, full=True))
+    return 0
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    with Session(args.file) as session:
+        if args.seq is not None:
+            events = [session.event(args.seq)]
+        else:
+            events = session.step_events(args.step)
+        if args.kind:
+            events = [e for e in events if e.kind in args.kind]
+        for event in events:
+            print(format_event(event, full=args.full))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    bar = tqdm(unit="step", disable=args.quiet, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    report = verify(args.file, progress=progress)
+    bar.close()
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    for info in DATASETS.values():
+        kind = "generated" if info.synthetic else "real"
+        print(f"{info.name:14} {info.task:10} {kind:9} {info.description}")
+    return 0
+
+
+def _summary(session: Session, full: bool = False) -> str:
+    """Return a readable overview of a session."""
+    meta = session.meta
+    spec, config = session.spec, session.config
+    data = meta["dataset"]
+    acts = ", ".join(f"{layer.n_out} {layer.activation}" for layer in spec.layers)
+    lines = [
+        f"{session.title}",
+        f"  network    {'-'.join(map(str, spec.sizes))} ({acts}); "
+        f"{spec.n_params} parameters",
+        f"  dataset    {data['name']} ({data['task']}): {data['n_train']} train / "
+        f"{data['n_test']} test rows, {data['n_features']} features",
+        f"  training   {config.loss}, {config.optimizer} lr={config.lr:g}, "
+        f"batch {meta['batch_size']}, {config.epochs} epochs, seed {config.seed}"
+        + (f", l2={config.l2:g}" if config.l2 else ""),
+        f"  recorded   {session.n_recorded} of {meta['total_steps']} steps, "
+        f"{session.n_events} events; status: {session.status}",
+    ]
+    epochs = session.epochs()
+    if epochs.epoch.size:
+        parts = [f"epoch {int(epochs.epoch[-1]) + 1}"]
+        for part, values in (("train", epochs.train), ("test", epochs.test)):
+            for key, column in values.items():
+                parts.append(f"{part} {key} {column[-1]:.4g}")
+        lines.append("  last       " + ", ".join(parts))
+    if full:
+        size = session.path.stat().st_size
+        lines += [
+            f"  file       {session.path} ({size / 1e6:.2f} MB, format "
+            f"{session.format_version}, keyframe every {session.keyframe_interval} "
+            "steps)",
+            f"  created    {meta['created_at']} with glassnet "
+            f"{meta['glassnet_version']}, NumPy {meta['numpy_version']}, Python "
+            f"{meta['python_version']} on {meta['platform']}",
+        ]
+        if meta.get("description"):
+            lines.append(f"  notes      {meta['description']}")
+        if data.get("class_names"):
+            lines.append(f"  classes    {', '.join(data['class_names'])}")
+        for notice in meta.get("notices", []):
+            lines.append(f"  notice     {notice}")
+        if session.divergence is not None:
+            lines.append(f"  diverged   {session.divergence.message}")
+    return "\n".join(lines)
+
+
+def format_event(event: ev.Event, full: bool = False) -> str:
+    """Return one event as readable lines: header, then each field."""
+    layer = "" if event.layer is None else f" layer {event.layer}"
+    where = f"step {event.step}, epoch {event.epoch + 1}{layer}"
+    head = f"#{event.seq} {event.kind} ({where})"
+    lines = [head]
+    for f in dataclasses.fields(event):
+        if f.name in ("seq", "step", "epoch", "layer"):
+            continue
+        lines.append(_field(f.name, getattr(event, f.name), full))
+    return "\n".join(lines)
+
+
+def _field(name: str, value: Any, full: bool) -> str:
+    if isinstance(value, np.ndarray):
+        opts: dict[str, Any] = {"precision": 6, "suppress_small": True}
+        if not full:
+            opts["threshold"] = 20
+            opts["edgeitems"] = 3
+        text = np.array2string(value, separator=", ", **opts)
+        body = text.replace("\n", "\n      ")
+        return f"    {name} {value.shape}:\n      {body}"
+    if isinstance(value, dict) and any(
+        isinstance(v, np.ndarray) for v in value.values()
+    ):
+        return "\n".join(_field(f"{name}.{k}", v, full) for k, v in value.items())
+    if isinstance(value, float):
+        return f"    {name} = {value!r}"
+    return f"    {name} = {value}"
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    if text.strip() in ("", "none", "0"):
+        return ()
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        msg = f"--hidden takes sizes separated by commas, like 16,8; got {text!r}."
+        raise GlassnetError(msg) from None
+    return sizes
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        msg = f"--batch-size takes a whole number or 'full'; got {text!r}."
+        raise GlassnetError(msg) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="glassnet",
+        description="Train neural networks with every computation recorded.",
+    )
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    rec = sub.add_parser("record", help="train a network and record a session file")
+    src = rec.add_mutually_exclusive_group()
+    src.add_argument("--dataset", choices=sorted(DATASETS), help="built-in dataset")
+    src.add_argument("--csv", metavar="PATH", help="train on your own CSV file")
+    rec.add_argument("--target", help="target column of the CSV (default: last)")
+    rec.add_argument(
+        "--task", choices=["binary", "multiclass", "regression"], help="CSV task"
+    )
+    rec.add_argument("--n-samples", type=int, help="rows of a generated dataset")
+    rec.add_argument("--noise", type=float, help="noise of a generated dataset")
+    rec.add_argument("--test-fraction", type=float, default=0.2)
+    rec.add_argument("--no-standardize", action="store_true")
+    rec.add_argument("--hidden", help="hidden layer sizes, e.g. 16,8 ('none': none)")
+    rec.add_argument("--activation", choices=sorted(ACTIVATIONS) + ["linear"])
+    rec.add_argument("--output-activation", choices=sorted(ACTIVATIONS) + ["linear"])
+    rec.add_argument("--init", choices=sorted(INITIALIZERS))
+    rec.add_argument("--dropout", type=float, default=0.0, help="on hidden layers")
+    rec.add_argument("--loss", choices=sorted(LOSSES) + ["bce", "cce"])
+    rec.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
+    rec.add_argument("--lr", type=float, help="learning rate")
+    rec.add_argument("--momentum", type=float)
+    rec.add_argument("--rho", type=float, help="RMSprop decay")
+    rec.add_argument("--beta1", type=float)
+    rec.add_argument("--beta2", type=float)
+    rec.add_argument("--eps", type=float)
+    rec.add_argument("--l2", type=float, default=0.0)
+    rec.add_argument("--epochs", type=int, default=30)
+    rec.add_argument("--batch-size", help="samples per step, or 'full'")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--out", default="runs/session.session", help="session file")
+    rec.add_argument("--title")
+    rec.add_argument("--description")
+    rec.add_argument("--keyframe-interval", type=int, default=10)
+    rec.add_argument("--overwrite", action="store_true")
+    rec.add_argument("--quiet", action="store_true", help="no progress bar")
+    rec.set_defaults(func=_cmd_record)
+
+    demo = sub.add_parser("demo", help="record the built-in demo session")
+    demo.add_argument("--out", default="runs/demo.session")
+    demo.set_defaults(func=_cmd_demo)
+
+    info = sub.add_parser("info", help="summarize a session file")
+    info.add_argument("file")
+    info.set_defaults(func=_cmd_info)
+
+    events = sub.add_parser("events", help="print the events of one step")
+    events.add_argument("file")
+    which = events.add_mutually_exclusive_group()
+    which.add_argument("--step", type=int, default=0)
+    which.add_argument("--seq", type=int, help="one event by sequence number")
+    events.add_argument("--kind", action="append", help="only events of this kind")
+    events.add_argument("--full", action="store_true", help="print whole arrays")
+    events.set_defaults(func=_cmd_events)
+
+    ver = sub.add_parser("verify", help="re-run a session and compare every value")
+    ver.add_argument("file")
+    ver.add_argument("--quiet", action="store_true")
+    ver.set_defaults(func=_cmd_verify)
+
+    ds = sub.add_parser("datasets", help="list the built-in datasets")
+    ds.set_defaults(func=_cmd_datasets)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
