@@ -19,6 +19,7 @@ from engine._types import Array, IntArray
 
 __all__ = [
     "EVENT_TYPES",
+    "KINDS",
     "ActivationComputed",
     "BatchSampled",
     "DropoutApplied",
@@ -63,7 +64,7 @@ class Event:
     @property
     def kind(self) -> str:
         """Return the snake_case name of the event class."""
-        return _KINDS[type(self)]
+        return KINDS[type(self)]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as a dict, with ``kind`` first; arrays stay arrays."""
@@ -224,12 +225,14 @@ class ParametersUpdated(Event):
 class StepCompleted(Event):
     """Emitted last in every step: a summary for whole-run series.
 
-    ``loss`` is the step's total loss; ``grad_norms`` holds the Frobenius norm
+    ``loss`` is the step's total loss and ``data_loss`` the part without the
+    L2 penalty (as in ``LossComputed``); ``grad_norms`` holds the Frobenius norm
     of each layer's ``dW``; ``update_ratios`` each layer's
     ``norm(W_after - W_before) / norm(W_before)`` (inf when W_before is 0).
     """
 
     loss: float
+    data_loss: float
     grad_norms: tuple[float, ...]
     update_ratios: tuple[float, ...]
 
@@ -291,4 +294,5 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "training_diverged": TrainingDiverged,
     "session_ended": SessionEnded,
 }
-_KINDS: dict[type, str] = {cls: kind for kind, cls in EVENT_TYPES.items()}
+KINDS: dict[type, str] = {cls: kind for kind, cls in EVENT_TYPES.items()}
+"""The kind (snake_case name) of each event class."""

@@ -137,6 +137,7 @@ class Trainer:
         self._dropout_rng = np.random.default_rng()
         self._dropout_rng.bit_generator.state = state.dropout_rng
         self.diverged = False
+        self._train_eval: tuple[Params, Trace, Array] | None = None
 
     # -- public API ------------------------------------------------------
 
@@ -170,9 +171,6 @@ class Trainer:
         if self._step != 0 or self._seq != 0:
             msg = "begin() opens a new run; this trainer continues one at step "
             raise RuntimeError(msg + f"{self._step}.")
-        if self.sink is None:
-            self._seq += 1 + len(self.spec.layers)
-            return
         self._emit(
             ev.SessionStarted,
             None,
@@ -229,9 +227,6 @@ class Trainer:
 
         It belongs to the step that diverged, or else to the last completed step.
         """
-        if self.sink is None:
-            self._seq += 1
-            return
         step = self._step if self.diverged else max(self._step - 1, 0)
         self._emit(ev.SessionEnded, None, step, reason=reason, steps=self._step)
 
@@ -260,49 +255,55 @@ class Trainer:
             return self._train_step()
 
     def _train_step(self) -> bool:
-        emit = self.sink is not None
+        on = self._on
         step, cfg = self._step, self.config
         epoch = step // self.steps_per_epoch
         indices = self._batch_indices(step)
-        X = self.data.X_train[indices]
-        y = self.data.y_train[indices]
-        if emit:
-            self._emit(ev.BatchSampled, None, indices=indices, X=X, y=y)
-        else:
-            # A silent step numbers its events all the same, so that a run
-            # replayed from a keyframe continues with the right ``seq``.
-            self._seq += 1
+        full = self.batch_size >= self.data.n_train
+        X = self.data.X_train if full else self.data.X_train[indices]
+        y = self.data.y_train if full else self.data.y_train[indices]
+        # NOTE: events nobody asked for are not built, but still numbered, so
+        # that ``seq`` is the same whichever sink listens (or none).
+        if on["batch_sampled"]:
+            self._send(ev.BatchSampled(self._seq, step, epoch, None, indices, X, y))
+        self._seq += 1
 
-        # Forward pass and loss.
-        tr = forward(
-            self.params, X, self.activations, self.keep_probs, self._dropout_rng
-        )
-        if self.fused:
-            per_sample = self.loss.forward_from_logits(tr.z[-1], y)
+        # Forward pass and loss.  A full batch without dropout runs exactly the
+        # pass that evaluated the training set after the previous step.
+        cached, self._train_eval = self._train_eval, None
+        if full and self.keep_probs is None and cached and cached[0] is self.params:
+            tr, per_sample = cached[1], cached[2]
         else:
-            per_sample = self.loss.forward(tr.y_hat, y)
+            tr = forward(
+                self.params, X, self.activations, self.keep_probs, self._dropout_rng
+            )
+            if self.fused:
+                per_sample = self.loss.forward_from_logits(tr.z[-1], y)
+            else:
+                per_sample = self.loss.forward(tr.y_hat, y)
         data_loss = float(per_sample.mean())
         penalty = 0.0
         if cfg.l2:
-            penalty = (
-                0.5 * cfg.l2 * sum(float((p["W"] ** 2).sum()) for p in self.params)
-            )
+            penalty = 0.5 * cfg.l2 * sum(_sq(p["W"]) for p in self.params)
         loss = data_loss + penalty
-        if emit:
-            self._emit_forward(tr)
-            self._emit(
-                ev.LossComputed,
-                None,
-                loss_name=self.loss.name,
-                y_hat=tr.y_hat,
-                y=y,
-                per_sample=per_sample,
-                data_loss=data_loss,
-                l2_penalty=penalty,
-                loss=loss,
+        self._emit_forward(tr, step, epoch)
+        if on["loss_computed"]:
+            self._send(
+                ev.LossComputed(
+                    self._seq,
+                    step,
+                    epoch,
+                    None,
+                    self.loss.name,
+                    tr.y_hat,
+                    y,
+                    per_sample,
+                    data_loss,
+                    penalty,
+                    loss,
+                )
             )
-        else:
-            self._seq += self._n_forward_events + 1
+        self._seq += 1
         if not math.isfinite(loss):
             return self._diverge(_first_nonfinite_forward(tr, per_sample), epoch)
 
@@ -317,22 +318,25 @@ class Trainer:
             cfg.l2,
             self.fused,
         )
-        if emit:
+        if on["gradient_computed"]:
+            seq = self._seq
             for layer, name, value in tr.grads:
-                self._emit(ev.GradientComputed, layer, name=name, value=value)
-        else:
-            self._seq += len(tr.grads)
+                self._send(ev.GradientComputed(seq, step, epoch, layer, name, value))
+                seq += 1
+        self._seq += len(tr.grads)
         grads = _param_grads(tr, len(self.params))
-        grad_norms = tuple(_norm(g["W"]) for g in grads)
-        if not all(map(math.isfinite, grad_norms)) or not all(
-            math.isfinite(_norm(g["b"])) for g in grads
-        ):
+        grad_sq = [_sq(g["W"]) + _sq(g["b"]) for g in grads]
+        if not all(map(math.isfinite, grad_sq)):
             return self._diverge(_first_nonfinite_grad(tr), epoch)
+        grad_norms = tuple(math.sqrt(_sq(g["W"])) for g in grads)
 
         # Parameter updates.
         t = step + 1
         ratios = []
+        changes = 0.0
         new_params: Params = []
+        send_updates = on["parameters_updated"]
+        name_, lr = self.optimizer.name, cfg.lr
         for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
             new_p: dict[str, Array] = {}
             for name in ("W", "b"):
@@ -341,50 +345,65 @@ class Trainer:
                 )
                 self._opt_state[i][name] = state
                 new_p[name] = after
-                if emit:
-                    self._emit(
-                        ev.ParametersUpdated,
-                        i,
-                        name=name,
-                        optimizer=self.optimizer.name,
-                        lr=cfg.lr,
-                        t=t,
-                        before=p[name],
-                        grad=g[name],
-                        after=after,
-                        state=state,
+                if send_updates:
+                    self._send(
+                        ev.ParametersUpdated(
+                            self._seq,
+                            step,
+                            epoch,
+                            i,
+                            name,
+                            name_,
+                            lr,
+                            t,
+                            p[name],
+                            g[name],
+                            after,
+                            state,
+                        )
                     )
-                else:
-                    self._seq += 1
-            ratios.append(_norm(new_p["W"] - p["W"]) / (_norm(p["W"]) or math.inf))
+                self._seq += 1
+            change = math.sqrt(_sq(new_p["W"] - p["W"]))
+            ratios.append(change / (math.sqrt(_sq(p["W"])) or math.inf))
+            changes += change + _sq(new_p["b"])
             new_params.append(new_p)
         self.params = new_params
-        if not all(
-            math.isfinite(_norm(p["W"])) and math.isfinite(_norm(p["b"]))
-            for p in new_params
-        ):
+        if not math.isfinite(changes):
             bad = _first_nonfinite_params(new_params)
-            assert bad is not None
-            return self._diverge(bad, epoch)
+            if bad is not None:
+                return self._diverge(bad, epoch)
 
         # Step summary and, at the end of an epoch, metrics on all data.
-        if emit:
-            self._emit(
-                ev.StepCompleted,
-                None,
-                loss=loss,
-                grad_norms=grad_norms,
-                update_ratios=tuple(ratios),
-            )
-            if (step + 1) % self.steps_per_epoch == 0:
-                self._emit(
-                    ev.EpochCompleted,
+        if on["step_completed"]:
+            self._send(
+                ev.StepCompleted(
+                    self._seq,
+                    step,
+                    epoch,
                     None,
-                    train=self.evaluate(self.data.X_train, self.data.y_train),
-                    test=self.evaluate(self.data.X_test, self.data.y_test),
+                    loss,
+                    data_loss,
+                    grad_norms,
+                    tuple(ratios),
                 )
-        else:
-            self._seq += 1 + ((step + 1) % self.steps_per_epoch == 0)
+            )
+        self._seq += 1
+        if (step + 1) % self.steps_per_epoch == 0:
+            if on["epoch_completed"]:
+                d = self.data
+                train, tr, per_sample = _evaluate(self, d.X_train, d.y_train)
+                self._train_eval = (self.params, tr, per_sample)
+                self._send(
+                    ev.EpochCompleted(
+                        self._seq,
+                        step,
+                        epoch,
+                        None,
+                        train,
+                        self.evaluate(d.X_test, d.y_test),
+                    )
+                )
+            self._seq += 1
         self._step = step + 1
         return True
 
@@ -394,6 +413,26 @@ class Trainer:
 
     # -- helpers ---------------------------------------------------------
 
+    @property
+    def sink(self) -> Sink | None:
+        """Return the sink that receives the events (None: train silently)."""
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: Sink | None) -> None:
+        # A sink may say which event kinds it needs in a ``wants`` attribute
+        # (a set of kinds); the others are then not built at all.
+        wants = getattr(sink, "wants", None)
+        self._sink = sink
+        self._on = {
+            kind: sink is not None and (wants is None or kind in wants)
+            for kind in ev.EVENT_TYPES
+        }
+
+    def _send(self, event: ev.Event) -> None:
+        assert self._sink is not None
+        self._sink(event)
+
     def _emit(
         self,
         cls: type[ev.Event],
@@ -401,53 +440,70 @@ class Trainer:
         step: int | None = None,
         **fields: Any,
     ) -> None:
-        """Build one event with the next ``seq`` and hand it to the sink."""
+        """Build one event with the next ``seq`` and send it, if it is wanted."""
         if step is None:
             step = self._step
-        event = cls(self._seq, step, step // self.steps_per_epoch, layer, **fields)
+        if self._on[ev.KINDS[cls]]:
+            epoch = step // self.steps_per_epoch
+            self._send(cls(self._seq, step, epoch, layer, **fields))
         self._seq += 1
-        assert self.sink is not None
-        self.sink(event)
 
-    def _emit_forward(self, tr: Trace) -> None:
+    def _emit_forward(self, tr: Trace, step: int, epoch: int) -> None:
+        on = self._on
+        seq = self._seq
         for i, act in enumerate(self.activations):
             p = self.params[i]
-            self._emit(
-                ev.WeightedSumComputed,
-                i,
-                a_prev=tr.a_prev[i],
-                W=p["W"],
-                b=p["b"],
-                z=tr.z[i],
-            )
-            self._emit(
-                ev.ActivationComputed, i, activation=act.name, z=tr.z[i], a=tr.a_act[i]
-            )
+            if on["weighted_sum_computed"]:
+                self._send(
+                    ev.WeightedSumComputed(
+                        seq, step, epoch, i, tr.a_prev[i], p["W"], p["b"], tr.z[i]
+                    )
+                )
+            if on["activation_computed"]:
+                self._send(
+                    ev.ActivationComputed(
+                        seq + 1, step, epoch, i, act.name, tr.z[i], tr.a_act[i]
+                    )
+                )
+            seq += 2
             mask = tr.masks[i]
             if mask is not None:
                 assert self.keep_probs is not None
-                self._emit(
-                    ev.DropoutApplied,
-                    i,
-                    keep_prob=self.keep_probs[i],
-                    mask=mask,
-                    a_before=tr.a_act[i],
-                    a=tr.a[i],
-                )
+                if on["dropout_applied"]:
+                    self._send(
+                        ev.DropoutApplied(
+                            seq,
+                            step,
+                            epoch,
+                            i,
+                            self.keep_probs[i],
+                            mask,
+                            tr.a_act[i],
+                            tr.a[i],
+                        )
+                    )
+                seq += 1
+        self._seq = seq
 
     def _batch_indices(self, step: int) -> IntArray:
-        """Return the training rows of ``step``, computable without earlier steps."""
+        """Return the training rows of ``step``, computable without earlier steps.
+
+        A full batch is every row in order: shuffling it would change nothing
+        but the order of a sum.
+        """
         epoch, i = divmod(step, self.steps_per_epoch)
         n = self.data.n_train
         if self._perm is None or self._perm[0] != epoch:
-            if self.config.shuffle:
-                seq = np.random.SeedSequence(
-                    self.config.seed, spawn_key=(_SHUFFLE, epoch)
-                )
+            if self.config.shuffle and self.batch_size < n:
+                seq = _seed_sequence(self.config.seed, _SHUFFLE, epoch)
                 perm = np.random.default_rng(seq).permutation(n)
+            elif self._perm is not None and self._perm[0] == -1:
+                perm = self._perm[1]
             else:
                 perm = np.arange(n)
-            self._perm = (epoch, perm)
+            self._perm = (epoch if self.batch_size < n else -1, perm)
+        if self.batch_size >= n:
+            return self._perm[1]
         return self._perm[1][i * self.batch_size : (i + 1) * self.batch_size]
 
     def _diverge(
@@ -463,17 +519,14 @@ class Trainer:
             "updates grew too large; try a smaller learning rate, for example "
             f"{self.config.lr / 10:g} instead of {self.config.lr:g}."
         )
-        if self.sink is None:
-            self._seq += 1
-        else:
-            self._emit(
-                ev.TrainingDiverged,
-                layer,
-                quantity=quantity,
-                index=index,
-                value=value,
-                message=msg,
-            )
+        self._emit(
+            ev.TrainingDiverged,
+            layer,
+            quantity=quantity,
+            index=index,
+            value=value,
+            message=msg,
+        )
         return False
 
 
@@ -485,6 +538,13 @@ def evaluate(trainer: Trainer, X: Array, y: Array) -> dict[str, float]:
     """
     if X.shape[0] == 0:
         return {}
+    return _evaluate(trainer, X, y)[0]
+
+
+def _evaluate(
+    trainer: Trainer, X: Array, y: Array
+) -> tuple[dict[str, float], Trace, Array]:
+    """Return the metrics, the forward trace and the per-sample losses on data."""
     tr = forward(trainer.params, X, trainer.activations)
     if trainer.fused:
         per_sample = trainer.loss.forward_from_logits(tr.z[-1], y)
@@ -496,7 +556,7 @@ def evaluate(trainer: Trainer, X: Array, y: Array) -> dict[str, float]:
         out["accuracy"] = float(((tr.y_hat >= 0.5) == (y >= 0.5)).all(axis=1).mean())
     elif task == "multiclass":
         out["accuracy"] = float((tr.y_hat.argmax(axis=1) == y.argmax(axis=1)).mean())
-    return out
+    return out, tr, per_sample
 
 
 def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
@@ -504,9 +564,10 @@ def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed, spawn_key=key)
 
 
-def _norm(x: Array) -> float:
+def _sq(x: Array) -> float:
+    """Return the sum of squares of ``x`` (its squared Frobenius norm)."""
     flat = x.ravel()
-    return math.sqrt(float(flat @ flat))
+    return float(flat.dot(flat))
 
 
 def _param_grads(tr: Trace, n_layers: int) -> list[dict[str, Array]]:

@@ -91,7 +91,6 @@ class Recorder:
         self._events: list[tuple[Any, ...]] = []
         self._open: tuple[int, int, int, bytes, str] | None = None
         self._seq_first = 0
-        self._loss = (float("nan"), float("nan"))
         self._last_commit = time.monotonic()
         self.closed = False
         self._con = _create(self.path, overwrite)
@@ -100,23 +99,23 @@ class Recorder:
 
     # -- the sink --------------------------------------------------------
 
+    wants = frozenset(
+        {"step_completed", "epoch_completed", "training_diverged", "session_ended"}
+    )
+    """The event kinds the recorder stores; the trainer builds no others.
+
+    Every other event is rebuilt exactly on reading, by re-executing its step
+    from the nearest keyframe, so building it while recording would be waste.
+    """
+
     def __call__(self, event: ev.Event) -> None:
         """Take one event from the trainer."""
-        cls = type(event)
-        if cls is ev.BatchSampled:
-            self._close_step(event.seq)
-            if event.step:
-                self._seq_first = event.seq
-        elif cls is ev.LossComputed:
-            self._loss = (event.loss, event.data_loss)  # type: ignore[attr-defined]
-        elif cls is ev.StepCompleted:
-            assert isinstance(event, ev.StepCompleted)
+        if isinstance(event, ev.StepCompleted):
             summary = encode_summary(
-                event.loss, self._loss[1], event.grad_norms, event.update_ratios
+                event.loss, event.data_loss, event.grad_norms, event.update_ratios
             )
             self._open = (event.step, event.epoch, self._seq_first, summary, "ok")
-        elif cls is ev.EpochCompleted:
-            assert isinstance(event, ev.EpochCompleted)
+        elif isinstance(event, ev.EpochCompleted):
             self._epochs.append(
                 (
                     event.epoch,
@@ -126,24 +125,27 @@ class Recorder:
                     to_json(event.test),
                 )
             )
-        elif cls is ev.TrainingDiverged:
-            n_layers = len(self.trainer.spec.layers)
-            nan = (float("nan"),) * n_layers
-            summary = encode_summary(*self._loss, nan, nan)
+        elif isinstance(event, ev.TrainingDiverged):
+            self._close_step(event.seq)
+            nan = (float("nan"),) * len(self.trainer.spec.layers)
+            summary = encode_summary(float("nan"), float("nan"), nan, nan)
             self._open = (event.step, event.epoch, self._seq_first, summary, "diverged")
             self._close_step(event.seq + 1)
             self._events.append(
                 (event.seq, event.step, event.kind, encode_event(event))
             )
-        elif cls is ev.SessionEnded:
+        elif isinstance(event, ev.SessionEnded):
             self._close_step(event.seq)
             self._events.append(
                 (event.seq, event.step, event.kind, encode_event(event))
             )
 
     def before_step(self, trainer: Trainer) -> None:
-        """Store a keyframe when one is due, and commit when enough time passed."""
+        """Note where the step starts, store a due keyframe, commit when due."""
         step = trainer.step_index
+        self._close_step(trainer.next_seq)
+        # Step 0 also holds the opening events (session start, initial values).
+        self._seq_first = trainer.next_seq if step else 0
         if step % self.keyframe_interval == 0:
             state = trainer.state()
             self._keyframes.append(

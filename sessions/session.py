@@ -429,10 +429,9 @@ class Session:
             )
         elif status == "ok":
             done = log[-1] if isinstance(log[-1], ev.StepCompleted) else log[-2]
-            loss = next(e for e in log if isinstance(e, ev.LossComputed))
             assert isinstance(done, ev.StepCompleted)
             again = encode_summary(
-                done.loss, loss.data_loss, done.grad_norms, done.update_ratios
+                done.loss, done.data_loss, done.grad_norms, done.update_ratios
             )
             if again != summary:
                 stored = decode_summary(summary, self.n_layers)

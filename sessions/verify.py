@@ -171,14 +171,13 @@ def _verify(
 
 def _summary_of(log: list[ev.Event], n_layers: int) -> bytes:
     """Return the summary the recorder stores for a step's events."""
-    loss = next((e for e in log if isinstance(e, ev.LossComputed)), None)
     done = next((e for e in log if isinstance(e, ev.StepCompleted)), None)
-    nan = float("nan")
-    data_loss = nan if loss is None else loss.data_loss
     if done is None:
-        total = nan if loss is None else loss.loss
-        return encode_summary(total, data_loss, (nan,) * n_layers, (nan,) * n_layers)
-    return encode_summary(done.loss, data_loss, done.grad_norms, done.update_ratios)
+        nan = (float("nan"),) * n_layers
+        return encode_summary(float("nan"), float("nan"), nan, nan)
+    return encode_summary(
+        done.loss, done.data_loss, done.grad_norms, done.update_ratios
+    )
 
 
 def _keyframe_difference(step: int, again: bytes, stored: bytes) -> str:
