@@ -81,6 +81,8 @@ def build_run(args: argparse.Namespace) -> tuple[NetworkSpec, TrainingConfig, Da
             test_fraction=args.test_fraction,
             standardize=not args.no_standardize,
             seed=args.seed,
+            missing=args.missing,
+            drop_duplicates=args.drop_duplicates,
         )
         data, report = import_csv(Path(args.csv), options)
         for notice in report.notices:
@@ -338,6 +340,13 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--task", choices=["binary", "multiclass", "regression"], help="CSV task"
     )
+    rec.add_argument(
+        "--missing",
+        choices=["error", "drop", "impute_mean"],
+        default="error",
+        help="what to do with missing or infinite CSV values",
+    )
+    rec.add_argument("--drop-duplicates", action="store_true", help="CSV rows")
     rec.add_argument("--n-samples", type=int, help="rows of a generated dataset")
     rec.add_argument("--noise", type=float, help="noise of a generated dataset")
     rec.add_argument("--test-fraction", type=float, default=0.2)
