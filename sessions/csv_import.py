@@ -700,12 +700,18 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
             "header=False if it is data."
         )
     if not rows:
-        blank = f" ({len(blank_lines)} blank lines were skipped)" if blank_lines else ""
+        n_blank = len(blank_lines)
+        blank = (
+            f" ({n_blank} blank line{'s' if n_blank != 1 else ''} skipped)"
+            if n_blank
+            else ""
+        )
         msg = (
             f"The file has column names ({_names_text(names)}) but no data rows{blank}."
         )
         raise DatasetError(msg)
     names, rows = _fit_row_lengths(names, rows, row_lines, has_header, notes)
+    names, rows = _drop_blank_columns(names, rows, notes)
     if blank_lines:
         shown = _list_numbers(blank_lines)
         notes.append(
@@ -790,6 +796,21 @@ def _column_names(first: list[str], notes: list[str]) -> list[str]:
     return names
 
 
+def _drop_blank_columns(
+    names: list[str], rows: list[list[str]], notes: list[str]
+) -> tuple[list[str], list[list[str]]]:
+    """Remove columns whose cells are all empty (e.g. from a trailing delimiter)."""
+    blank = [j for j in range(len(names)) if not any(row[j].strip() for row in rows)]
+    if not blank or len(blank) == len(names):
+        return names, rows
+    notes.append(
+        f"Column(s) with no value in any row were ignored: "
+        f"{_names_text([names[j] for j in blank])}."
+    )
+    keep = [j for j in range(len(names)) if j not in set(blank)]
+    return [names[j] for j in keep], [[row[j] for j in keep] for row in rows]
+
+
 def _fit_row_lengths(
     names: list[str],
     rows: list[list[str]],
@@ -815,7 +836,8 @@ def _fit_row_lengths(
         shown = ", ".join(f"row {i + 1} (line {lines[i]}) has {n}" for i, n in bad[:5])
         more = f", and {len(bad) - 5} more" if len(bad) > 5 else ""
         msg = (
-            f"{len(bad)} row(s) do not have {n_cols} fields like {like} "
+            f"{len(bad)} row(s) do not have {n_cols} field{'s' if n_cols != 1 else ''} "
+            f"like {like} "
             f"({_names_text(names)}): {shown}{more}. A value may contain the "
             "delimiter without quotes (e.g. a decimal comma in a comma-separated "
             "file), or a field is missing. Fix those lines, or set the delimiter if "
@@ -1374,8 +1396,7 @@ def _shape_notices(
     encoded = {n for new in one_hot.values() for n in new}
     numeric = [j for j, n in enumerate(feature_names) if n not in encoded]
     if len(numeric) >= 2 and X.shape[0] >= 2:
-        with np.errstate(all="ignore"):
-            std = np.array([np.nanstd(X[:, j]) for j in numeric])
+        std = np.array([_finite_std(X[:, j]) for j in numeric])
         usable = np.isfinite(std) & (std > 0)
         if usable.sum() >= 2:
             idx = np.flatnonzero(usable)
@@ -1403,6 +1424,12 @@ def _shape_notices(
             "more rows, fewer features, or a small first layer."
         )
     return notes
+
+
+def _finite_std(values: Array) -> float:
+    """Return the std (ddof 0) of the finite values, or NaN when there are < 2."""
+    finite = values[np.isfinite(values)]
+    return float(finite.std()) if finite.size >= 2 else math.nan
 
 
 def _approx(value: float, digits: int = 2) -> str:

@@ -1072,6 +1072,13 @@ def _split_mask(
         for k in range(n_strata):
             members = shuffled[strata[shuffled] == k]
             test[members[: quota[k]]] = True
+        if not test.any():
+            msg = (
+                f"No row can go to the test set: {n_test} test rows were asked for, "
+                "but every class has a single row, and a class must keep its row "
+                "for training. Add rows, or set the test fraction to 0."
+            )
+            raise DatasetError(msg)
         return test
 
     # General case: add whole groups in random order while the quotas allow.
@@ -1123,8 +1130,9 @@ def _split_notices(
     got = int(test_mask.sum())
     if got != n_test:
         notes.append(
-            f"The test set has {got} rows instead of {n_test}, because rows with "
-            "identical features are kept together."
+            f"The test set has {got} rows instead of {n_test}: rows with identical "
+            "features stay together, and a class with a single row stays in "
+            "training."
         )
     if class_index is None:
         return notes
