@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from engine._types import Array
 from engine.data import Dataset
-from sessions.datasets import duplicate_groups, prepare_dataset
+from sessions.datasets import check_test_fraction, duplicate_groups, prepare_dataset
 from sessions.errors import DatasetError
 
 __all__ = ["CsvOptions", "CsvReport", "DroppedRow", "import_csv"]
@@ -186,9 +186,14 @@ class CsvOptions:
         ):
             msg = f"max_bytes must be a whole number >= 1; got {self.max_bytes!r}."
             raise DatasetError(msg)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            msg = f"seed must be a whole number; got {self.seed!r}."
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or self.seed < 0
+        ):
+            msg = f"seed must be a whole number >= 0; got {self.seed!r}."
             raise DatasetError(msg)
+        check_test_fraction(self.test_fraction)
 
 
 @dataclass(frozen=True)

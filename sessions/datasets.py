@@ -27,6 +27,7 @@ __all__ = [
     "DATASETS",
     "DatasetInfo",
     "blobs",
+    "check_test_fraction",
     "circles",
     "duplicate_groups",
     "linear",
@@ -687,7 +688,8 @@ def prepare_dataset(
     targets = np.asarray(targets)
     _check_arrays(task, X, targets, feature_names, class_names, impute_mean)
     n_rows = int(X.shape[0])
-    fraction = _check_fraction(test_fraction)
+    fraction = check_test_fraction(test_fraction)
+    _check_seed(seed)
     notes = list(notices)
     class_index = targets.astype(np.int64) if task != "regression" else None
     n_classes = len(class_names) if class_index is not None else 0
@@ -747,6 +749,21 @@ def prepare_dataset(
     )
 
 
+def check_test_fraction(test_fraction: Any) -> float:
+    """Return the test fraction as a float; raise `DatasetError` unless in [0, 1)."""
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, Real)
+        or not 0.0 <= float(test_fraction) < 1.0
+    ):
+        msg = (
+            "The test fraction must be a number from 0 (no test set) up to, not "
+            f"including, 1; got {test_fraction!r}. A typical value is 0.2."
+        )
+        raise DatasetError(msg)
+    return float(test_fraction)
+
+
 def duplicate_groups(X: Array) -> IntArray:
     """Return a group id per row; rows with identical features share one id.
 
@@ -799,10 +816,15 @@ def _generator_args(
     ):
         msg = f"noise for {name!r} must be a number >= 0; got {noise!r}."
         raise DatasetError(msg)
+    _check_seed(seed)
+    return int(n_samples), float(noise), np.random.default_rng(int(seed))
+
+
+def _check_seed(seed: Any) -> None:
+    """Raise unless the seed is a whole number >= 0."""
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
         msg = f"seed must be a whole number >= 0; got {seed!r}."
         raise DatasetError(msg)
-    return int(n_samples), float(noise), np.random.default_rng(int(seed))
 
 
 def _balanced_labels(n_samples: int, n_classes: int, rng: np.random.Generator) -> Any:
@@ -969,21 +991,6 @@ def _check_arrays(
             "'multiclass'."
         )
         raise DatasetError(msg)
-
-
-def _check_fraction(test_fraction: Any) -> float:
-    """Return the test fraction as a float, or raise if it is not in [0, 1)."""
-    if (
-        isinstance(test_fraction, bool)
-        or not isinstance(test_fraction, Real)
-        or not 0.0 <= float(test_fraction) < 1.0
-    ):
-        msg = (
-            "The test fraction must be a number from 0 (no test set) up to, not "
-            f"including, 1; got {test_fraction!r}. A typical value is 0.2."
-        )
-        raise DatasetError(msg)
-    return float(test_fraction)
 
 
 def _plural(count: int, word: str) -> str:

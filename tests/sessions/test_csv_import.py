@@ -320,6 +320,8 @@ def test_import_csv_report_is_json_ready_and_kept_in_the_dataset() -> None:
         ({"max_bytes": 0}, "max_bytes must be a whole number"),
         ({"standardize": "no"}, "standardize must be True or False"),
         ({"target": 3}, "target must be a column name"),
+        ({"seed": -1}, "seed must be a whole number >= 0"),
+        ({"test_fraction": 1.0}, "test fraction must be a number from 0"),
     ],
 )
 def test_csv_options_reject_bad_values(options: dict[str, Any], words: str) -> None:

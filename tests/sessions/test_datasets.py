@@ -278,6 +278,12 @@ def test_load_dataset_split_is_stratified_and_seeded() -> None:
     assert load_dataset("iris", seed=1).content_hash() != data.content_hash()
 
 
+def test_load_dataset_rejects_a_negative_seed_for_every_dataset() -> None:
+    for name in ("moons", "iris"):
+        with pytest.raises(DatasetError, match="seed must be a whole number >= 0"):
+            load_dataset(name, seed=-1)
+
+
 def test_load_dataset_test_fraction_zero_means_no_test_set() -> None:
     data = load_dataset("wine", test_fraction=0)
     assert (data.n_train, data.n_test) == (178, 0)
