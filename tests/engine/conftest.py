@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,36 @@ import pytest
 
 from engine import Dataset
 from engine.events import Event
+
+
+def cases_dir() -> Path:
+    """Return shared/cases beside the repository; fail (never skip) if it is missing."""
+    path = Path(__file__).resolve().parents[3] / "shared" / "cases"
+    if not path.is_dir():
+        pytest.fail(
+            f"The cases folder {path} is missing. The engine case tests need a copy "
+            "of shared/ beside the repository clone (shared/cases/*.json)."
+        )
+    return path
+
+
+@pytest.fixture
+def load_case() -> Callable[[str], Any]:
+    """Return a loader of one case file of shared/cases: JSON as a dict, CSV as arrays.
+
+    A CSV case comes back as ``(X, y)``: every column but the last, and the last.
+    """
+
+    def load(name: str) -> Any:
+        path = cases_dir() / name
+        if not path.is_file():
+            pytest.fail(f"Case file {path} is missing from shared/cases.")
+        if name.endswith(".json"):
+            return json.loads(path.read_text())
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        return table[:, :-1], table[:, -1:]
+
+    return load
 
 
 @pytest.fixture

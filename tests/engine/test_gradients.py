@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +27,6 @@ from engine.gradcheck import GradCheckReport, gradient_check, relative_differenc
 from engine.losses import LOSSES, Loss
 from engine.network import Params, Trace
 
-CASES_DIR = Path("/work/shared/cases")
 TOLERANCE = 1e-7
 H = 1e-6
 N_SAMPLES, N_IN, N_HIDDEN, N_OUT = 5, 3, 4, 3
@@ -268,8 +266,13 @@ def test_softmax_backward_applies_the_full_jacobian(rng: np.random.Generator) ->
 # -- the gradient checker itself -----------------------------------------------
 
 
-def _case11() -> tuple[Params, np.ndarray, np.ndarray, float]:
-    c = json.loads((CASES_DIR / "case11.json").read_text())
+Case11 = tuple[Params, np.ndarray, np.ndarray, float]
+
+
+@pytest.fixture
+def case11(load_case: Callable[[str], dict[str, Any]]) -> Case11:
+    """Return case C11's parameters, XOR inputs and targets, and numeric step."""
+    c = load_case("case11.json")
     params = [
         {"W": np.array(c["W1"], float), "b": np.array(c["b1"], float)},
         {"W": np.array(c["W2"], float), "b": np.array(c["b2"], float)},
@@ -295,13 +298,13 @@ def _plant(
     monkeypatch.setattr(engine.gradcheck, "backward", buggy_backward)
 
 
-def _check_case11() -> GradCheckReport:
-    params, X, y, step = _case11()
+def _check_case11(case11: Case11) -> GradCheckReport:
+    params, X, y, step = case11
     return gradient_check(["tanh", "sigmoid"], params, X, y, "bce", step=step)
 
 
-def test_case11_correct_backprop_passes_the_gradient_check() -> None:
-    report = _check_case11()
+def test_case11_correct_backprop_passes_the_gradient_check(case11: Case11) -> None:
+    report = _check_case11(case11)
     assert report.passed
     assert report.worst_group is None
     # The difference is rounding noise of order 1e-16 * L / h.
@@ -310,9 +313,11 @@ def test_case11_correct_backprop_passes_the_gradient_check() -> None:
     assert all(d < 1e-7 for d in report.groups.values())
 
 
-def test_case11_doubled_dW2_fails_and_names_W2(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_case11_doubled_dW2_fails_and_names_W2(
+    monkeypatch: pytest.MonkeyPatch, case11: Case11
+) -> None:
     _plant(monkeypatch, 1, "dW", 2.0)
-    report = _check_case11()
+    report = _check_case11(case11)
     assert not report.passed
     assert report.difference == pytest.approx(0.200, abs=5e-4)
     assert report.groups["W2"] == pytest.approx(1 / 3, abs=5e-4)
@@ -321,10 +326,10 @@ def test_case11_doubled_dW2_fails_and_names_W2(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_case11_db1_times_four_fails_and_names_b1(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, case11: Case11
 ) -> None:
     _plant(monkeypatch, 0, "db", 4.0)
-    report = _check_case11()
+    report = _check_case11(case11)
     assert not report.passed
     assert report.difference == pytest.approx(0.489, abs=5e-4)
     assert report.groups["b1"] == pytest.approx(0.600, abs=5e-4)
@@ -332,8 +337,10 @@ def test_case11_db1_times_four_fails_and_names_b1(
     assert report.groups["W1"] < 1e-7
 
 
-def test_gradient_check_takes_a_network_spec_and_leaves_params_unchanged() -> None:
-    params, X, y, _ = _case11()
+def test_gradient_check_takes_a_network_spec_and_leaves_params_unchanged(
+    case11: Case11,
+) -> None:
+    params, X, y, _ = case11
     copies = [{k: v.copy() for k, v in p.items()} for p in params]
     spec = NetworkSpec(2, (LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")))
     report = gradient_check(spec, params, X, y, "binary_cross_entropy", l2=0.3)
@@ -365,8 +372,8 @@ def test_gradient_check_reports_zero_difference_for_all_zero_gradients() -> None
     assert report.passed
 
 
-def test_gradient_check_rejects_parameters_that_do_not_chain() -> None:
-    params, X, y, _ = _case11()
+def test_gradient_check_rejects_parameters_that_do_not_chain(case11: Case11) -> None:
+    params, X, y, _ = case11
     with pytest.raises(ConfigError, match="Layer 1 gets 3 inputs"):
         gradient_check(["tanh", "sigmoid"], params[:1] * 2, X, y, "bce")
     with pytest.raises(ConfigError, match="one activation per layer"):
