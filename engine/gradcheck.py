@@ -152,6 +152,8 @@ def gradient_check(
     """
     activations = _activations(spec)
     loss_fn = get_loss(loss) if isinstance(loss, str) else loss
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     _check_shapes(activations, params, X, y)
     if not (math.isfinite(step) and step > 0.0):
         msg = f"step must be a small positive number such as 1e-7; got {step!r}."
@@ -160,15 +162,8 @@ def gradient_check(
         fused = loss_fn.fused_with == activations[-1].name
 
     # Back-propagated gradients.
-    tr = backward(
-        forward(params, X, activations),
-        params,
-        y,
-        activations,
-        loss_fn,
-        l2=l2,
-        fused=fused,
-    )
+    tr = forward(params, X, activations)
+    backward(tr, params, y, activations, loss_fn, l2=l2, fused=fused)
     analytic: dict[str, Array] = {}
     for layer, name, value in tr.grads:
         if name in ("dW", "db"):
@@ -177,20 +172,13 @@ def gradient_check(
 
     # Central differences, one parameter entry at a time.
     def total_loss(ps: Params) -> float:
-        out = forward(ps, X, activations)
-        if fused:
-            per_sample = loss_fn.forward_from_logits(out.z[-1], y)
-        else:
-            per_sample = loss_fn.forward(out.y_hat, y)
-        penalty = 0.5 * l2 * sum(float((p["W"] ** 2).sum()) for p in ps)
-        return float(per_sample.mean()) + penalty
+        return _total_loss(ps, X, y, activations, loss_fn, l2, fused)
 
-    numeric: dict[str, Array] = {}
-    for i in range(len(params)):
-        for key in ("W", "b"):
-            numeric[f"{key}{i + 1}"] = _central_differences(
-                total_loss, params, i, key, step
-            )
+    numeric = {
+        f"{key}{i + 1}": _central_differences(total_loss, params, i, key, step)
+        for i in range(len(params))
+        for key in ("W", "b")
+    }
 
     # Relative differences, overall and per group.
     names = list(numeric)
@@ -211,6 +199,25 @@ def gradient_check(
         analytic={n: analytic[n] for n in names},
         numeric=numeric,
     )
+
+
+def _total_loss(
+    params: Params,
+    X: Array,
+    y: Array,
+    activations: list[Activation],
+    loss: Loss,
+    l2: float,
+    fused: bool,
+) -> float:
+    """Return the mean loss plus the L2 penalty, computed as the trainer does."""
+    out = forward(params, X, activations)
+    if fused:
+        per_sample = loss.forward_from_logits(out.z[-1], y)
+    else:
+        per_sample = loss.forward(out.y_hat, y)
+    penalty = 0.5 * l2 * sum(float((p["W"] ** 2).sum()) for p in params)
+    return float(per_sample.mean()) + penalty
 
 
 def _central_differences(
