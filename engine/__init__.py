@@ -12,6 +12,7 @@ from engine.config import TrainingConfig
 from engine.data import TASKS, Dataset
 from engine.errors import ConfigError, GlassnetError, TrainingWarning
 from engine.events import EVENT_TYPES, Event
+from engine.gradcheck import GradCheckReport, gradient_check, relative_difference
 from engine.initializers import INITIALIZERS, Initializer, get_initializer
 from engine.losses import LOSSES, Loss, get_loss
 from engine.network import LayerSpec, NetworkSpec, Params, backward, forward
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "Dataset",
     "Event",
+    "GradCheckReport",
     "GlassnetError",
     "Initializer",
     "LayerSpec",
@@ -50,4 +52,6 @@ __all__ = [
     "get_initializer",
     "get_loss",
     "get_optimizer",
+    "gradient_check",
+    "relative_difference",
 ]

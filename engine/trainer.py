@@ -325,10 +325,11 @@ class Trainer:
                 seq += 1
         self._seq += len(tr.grads)
         grads = _param_grads(tr, len(self.params))
-        grad_sq = [_sq(g["W"]) + _sq(g["b"]) for g in grads]
-        if not all(map(math.isfinite, grad_sq)):
+        grad_norms = tuple(_norm(g["W"]) for g in grads)
+        if not all(map(math.isfinite, grad_norms)) or not all(
+            math.isfinite(_norm(g["b"])) for g in grads
+        ):
             return self._diverge(_first_nonfinite_grad(tr), epoch)
-        grad_norms = tuple(math.sqrt(_sq(g["W"])) for g in grads)
 
         # Parameter updates.
         t = step + 1
@@ -363,15 +364,26 @@ class Trainer:
                         )
                     )
                 self._seq += 1
-            change = math.sqrt(_sq(new_p["W"] - p["W"]))
-            ratios.append(change / (math.sqrt(_sq(p["W"])) or math.inf))
-            changes += change + _sq(new_p["b"])
+            change = _norm(new_p["W"] - p["W"])
+            ratios.append(change / (_norm(p["W"]) or math.inf))
+            changes += change + _norm(new_p["b"])
             new_params.append(new_p)
         self.params = new_params
         if not math.isfinite(changes):
             bad = _first_nonfinite_params(new_params)
             if bad is not None:
                 return self._diverge(bad, epoch)
+
+        # After the last update no later step would notice a broken network,
+        # so the final training loss is checked here, in every mode alike.
+        if step + 1 == self.total_steps:
+            d = self.data
+            final = _evaluate(self, d.X_train, d.y_train)
+            self._train_eval = (self.params, final[1], final[2])
+            if not math.isfinite(final[0]["loss"]):
+                found = _locate(final[2]) or ((), math.nan)
+                what = "the training loss after the last update"
+                return self._diverge((what, None, *found), epoch)
 
         # Step summary and, at the end of an epoch, metrics on all data.
         if on["step_completed"]:
@@ -391,8 +403,12 @@ class Trainer:
         if (step + 1) % self.steps_per_epoch == 0:
             if on["epoch_completed"]:
                 d = self.data
-                train, tr, per_sample = _evaluate(self, d.X_train, d.y_train)
-                self._train_eval = (self.params, tr, per_sample)
+                cached = self._train_eval
+                if cached is not None and cached[0] is self.params:
+                    train = _metrics(self, cached[1], cached[2], d.y_train)
+                else:
+                    train, tr, per_sample = _evaluate(self, d.X_train, d.y_train)
+                    self._train_eval = (self.params, tr, per_sample)
                 self._send(
                     ev.EpochCompleted(
                         self._seq,
@@ -550,13 +566,20 @@ def _evaluate(
         per_sample = trainer.loss.forward_from_logits(tr.z[-1], y)
     else:
         per_sample = trainer.loss.forward(tr.y_hat, y)
+    return _metrics(trainer, tr, per_sample, y), tr, per_sample
+
+
+def _metrics(
+    trainer: Trainer, tr: Trace, per_sample: Array, y: Array
+) -> dict[str, float]:
+    """Return the loss (and accuracy) from an evaluation pass over data."""
     out = {"loss": float(per_sample.mean())}
     task = trainer.data.task
     if task == "binary":
         out["accuracy"] = float(((tr.y_hat >= 0.5) == (y >= 0.5)).all(axis=1).mean())
     elif task == "multiclass":
         out["accuracy"] = float((tr.y_hat.argmax(axis=1) == y.argmax(axis=1)).mean())
-    return out, tr, per_sample
+    return out
 
 
 def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
@@ -568,6 +591,18 @@ def _sq(x: Array) -> float:
     """Return the sum of squares of ``x`` (its squared Frobenius norm)."""
     flat = x.ravel()
     return float(flat.dot(flat))
+
+
+def _norm(x: Array) -> float:
+    """Return the Frobenius norm of ``x``; inf or NaN only if an entry is."""
+    sq = _sq(x)
+    if math.isfinite(sq):
+        return math.sqrt(sq)
+    # NOTE: squares of entries above about 1e154 overflow; scale them first.
+    top = float(np.abs(x).max())
+    if not math.isfinite(top) or top == 0.0:
+        return top
+    return top * math.sqrt(_sq(x / top))
 
 
 def _param_grads(tr: Trace, n_layers: int) -> list[dict[str, Array]]:
