@@ -140,7 +140,9 @@ def _read_array(entry: dict[str, Any], data: memoryview, what: str) -> np.ndarra
             f"{where} does not fit in the stored bytes (offset {offset!r}, "
             f"{nbytes} bytes, {len(data)} available): the file is damaged."
         )
-    arr: np.ndarray = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset)
+    arr: np.ndarray = np.frombuffer(
+        data, dtype=dtype, count=math.prod(shape), offset=offset
+    )
     return arr.reshape(shape)
 
 
