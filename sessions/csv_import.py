@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from engine._types import Array
@@ -40,16 +42,6 @@ MISSING_TOKENS = frozenset(
     {"", "na", "n/a", "nan", "null", "none", "?", "#n/a", "missing"}
 )
 
-#: Cells read as infinite values (compared after stripping, case-insensitively).
-INFINITE_TOKENS = {
-    "inf": math.inf,
-    "+inf": math.inf,
-    "-inf": -math.inf,
-    "infinity": math.inf,
-    "+infinity": math.inf,
-    "-infinity": -math.inf,
-}
-
 #: A numeric target with at most this many distinct whole numbers can be classes.
 MAX_INTEGER_CLASSES = 10
 
@@ -65,10 +57,8 @@ TASKS = ("binary", "multiclass", "regression", "classification")
 MISSING_POLICIES = ("error", "drop", "impute_mean")
 CATEGORICAL_POLICIES = ("one_hot", "error")
 
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
 _DECIMAL_POINT = re.compile(r"[+-]?[0-9]*\.[0-9]+")
-_NOT_PLAIN_NUMBER = re.compile(r"[^0-9.eE+\- \t\x00]")
 _SEP_HINT = re.compile(r"sep=(.)", re.IGNORECASE)
 
 _SIGNATURES = (
@@ -376,7 +366,7 @@ def import_csv(
         feature_names=tuple(built.feature_names),
         class_mapping={c: k for k, c in enumerate(built.class_names)},
         one_hot=built.one_hot,
-        rows_read=len(table.rows),
+        rows_read=len(table.cells),
         rows_used=built.dataset.n_train + built.dataset.n_test,
         blank_lines=tuple(table.blank_lines),
         rows_dropped=tuple(built.dropped),
@@ -570,10 +560,10 @@ def _decode_fallback(raw: bytes, notes: list[str]) -> tuple[str, str]:
 
 @dataclass
 class _Table:
-    """Hold the parsed text cells of a CSV file (internal, mutable)."""
+    """Hold the stripped text cells of a CSV file's data rows (internal, mutable)."""
 
     names: list[str]
-    rows: list[list[str]]
+    cells: NDArray[np.object_]  # shape (n_rows, n_columns)
     lines: list[int]
     blank_lines: list[int]
     delimiter: str
@@ -582,17 +572,32 @@ class _Table:
     notes: list[str]
 
 
-def _cell_kind(cell: str, decimal: str) -> str:
-    """Return 'missing', 'infinite', 'number' or 'text' for one cell."""
-    value = cell.strip()
-    low = value.lower()
-    if low in MISSING_TOKENS:
-        return "missing"
-    if low in INFINITE_TOKENS:
-        return "infinite"
-    if decimal == ",":
-        value = value.replace(",", ".")
-    return "number" if _NUMBER.fullmatch(value) else "text"
+def _classify(
+    cells: NDArray[np.object_], decimal: str
+) -> tuple[Array, NDArray[np.bool_], NDArray[np.bool_]]:
+    """Read stripped cells with pandas; return their numbers and missing/text masks.
+
+    A cell is missing when it is one of `MISSING_TOKENS` (in any case), a number
+    when `pd.to_numeric` reads it once a decimal comma became a point ("inf",
+    "-Infinity" and "1e400" are infinite numbers), and text otherwise. All three
+    arrays have the shape of `cells`; values are NaN where there is no number.
+    """
+    flat = pd.Series(cells.ravel(), dtype=object)
+    points = flat.str.replace(",", ".", regex=False) if decimal == "," else flat
+    numbers = pd.to_numeric(points, errors="coerce")
+    values = numbers.to_numpy(dtype=np.float64)
+    if numbers.dtype.kind in "iu":
+        # NOTE: pandas reads whole numbers as integers, which turns "-0" into 0.
+        values = np.copysign(values, np.where(flat.str.startswith("-"), -1.0, 1.0))
+    text = np.isnan(values)
+    missing = np.zeros(len(flat), dtype=bool)
+    missing[text] = flat[text].str.lower().isin(MISSING_TOKENS)
+    text &= ~missing
+    return (
+        values.reshape(cells.shape),
+        missing.reshape(cells.shape),
+        text.reshape(cells.shape),
+    )
 
 
 def _split_line(line: str, delimiter: str) -> list[str]:
@@ -616,8 +621,8 @@ def _detect_delimiter(lines: list[str]) -> str:
 
     For each candidate, the field count of each line is taken; the candidate
     whose most common count (at least 2) holds for the largest share of lines
-    wins, ties broken by the share of numeric-looking cells and then by the
-    order of `DELIMITERS`.
+    wins, ties broken by the share of numeric cells and then by the order of
+    `DELIMITERS`.
     """
     best: tuple[float, float, int] | None = None
     chosen = ","
@@ -627,12 +632,9 @@ def _detect_delimiter(lines: list[str]) -> str:
         mode, hits = counts.most_common(1)[0]
         if mode < 2:
             continue
-        cells = [c for r in rows[1:] for c in r]
-        numeric = sum(
-            1
-            for c in cells
-            if _cell_kind(c, "," if delimiter != "," else ".") == "number"
-        )
+        cells = np.array([c.strip() for r in rows[1:] for c in r], dtype=object)
+        _, missing, text = _classify(cells, "," if delimiter != "," else ".")
+        numeric = int((~missing & ~text).sum())
         score = (hits / len(rows), numeric / max(len(cells), 1), -rank)
         if best is None or score > best:
             best, chosen = score, delimiter
@@ -677,26 +679,33 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
         )
         raise DatasetError(msg)
 
-    records, lines, blank_lines = _read_records(text, delimiter, hint is not None)
-    if not records:
+    # Records that are empty, only spaces or only delimiters are blank lines.
+    raw, starts, n_fields = _read_records(text, delimiter)
+    cells = pd.Series(raw.ravel(), dtype=object).str.strip().to_numpy(dtype=object)
+    cells = cells.reshape(raw.shape)
+    blank = ~(cells != "").any(axis=1)
+    blank_lines = starts[blank].tolist()
+    records = np.flatnonzero(~blank)[1 if hint else 0 :]
+    if not records.size:
         n = len(blank_lines)
         msg = f"The file is empty: its {n} line{'s' if n != 1 else ''} hold no values."
         raise DatasetError(msg)
 
-    first = records[0]
+    # The first record holds column names unless one of its cells is a number.
+    first, width = records[0], n_fields[records[0]]
     has_header = opts.header
     if has_header is None:
-        kinds = [_cell_kind(c, decimal) for c in first]
-        has_header = "number" not in kinds and "infinite" not in kinds
+        _, missing, text_cells = _classify(cells[first, :width], decimal)
+        has_header = bool((missing | text_cells).all())
     if has_header:
-        names = _column_names(first, notes)
-        rows, row_lines = records[1:], lines[1:]
+        names = _column_names(raw[first, :width].tolist(), notes)
+        rows = records[1:]
     else:
-        names = [f"column_{j + 1}" for j in range(len(first))]
-        rows, row_lines = records, lines
+        names = [f"column_{j + 1}" for j in range(width)]
+        rows = records
         notes.append(
             "No header row was found (the first row holds numbers), so the columns "
-            f"are named column_1 ... column_{len(first)}. Set header=True if the "
+            f"are named column_1 ... column_{width}. Set header=True if the "
             "first row holds names."
         )
     if has_header and opts.header is None:
@@ -704,19 +713,21 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
             f"The first row was read as column names ({_names_text(names)}). Set "
             "header=False if it is data."
         )
-    if not rows:
+    if not rows.size:
         n_blank = len(blank_lines)
-        blank = (
+        blank_text = (
             f" ({n_blank} blank line{'s' if n_blank != 1 else ''} skipped)"
             if n_blank
             else ""
         )
         msg = (
-            f"The file has column names ({_names_text(names)}) but no data rows{blank}."
+            f"The file has column names ({_names_text(names)}) but no data "
+            f"rows{blank_text}."
         )
         raise DatasetError(msg)
-    names, rows = _fit_row_lengths(names, rows, row_lines, has_header, notes)
-    names, rows = _drop_blank_columns(names, rows, notes)
+    like = "the header" if has_header else "the first row"
+    _check_row_lengths(names, like, n_fields[rows], cells[rows], starts[rows], notes)
+    names, table = _drop_blank_columns(names, cells[rows, : len(names)], notes)
     if blank_lines:
         shown = _list_numbers(blank_lines)
         notes.append(
@@ -734,8 +745,8 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
         notes.append("Decimal comma detected: numbers like 1,5 were read as 1.5.")
     return _Table(
         names=names,
-        rows=rows,
-        lines=row_lines,
+        cells=table,
+        lines=starts[rows].tolist(),
         blank_lines=blank_lines,
         delimiter=delimiter,
         decimal=decimal,
@@ -745,36 +756,70 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
 
 
 def _read_records(
-    text: str, delimiter: str, skip_first: bool
-) -> tuple[list[list[str]], list[int], list[int]]:
-    """Return non-blank records, the line each starts on, and the blank lines."""
-    reader = csv.reader(
-        io.StringIO(text, newline=""), delimiter=delimiter, strict=False
-    )
-    records: list[list[str]] = []
-    lines: list[int] = []
-    blank_lines: list[int] = []
-    previous_end = 0
-    skipped_hint = not skip_first
-    try:
-        for record in reader:
-            start = previous_end + 1
-            previous_end = reader.line_num
-            if not any(cell.strip() for cell in record):
-                blank_lines.append(start)
-                continue
-            if not skipped_hint:
-                skipped_hint = True
-                continue
-            records.append(record)
-            lines.append(start)
-    except csv.Error as err:
-        msg = (
-            f"Line {previous_end + 1} of the file cannot be read as CSV: {err}. "
-            'Check for an unclosed quote (") on or before that line.'
-        )
-        raise DatasetError(msg) from err
-    return records, lines, blank_lines
+    text: str, delimiter: str
+) -> tuple[NDArray[np.object_], NDArray[np.intp], NDArray[np.intp]]:
+    """Parse every record with pandas; return its cells, first line and field count.
+
+    Blank lines stay records (``skip_blank_lines=False``) so they can be counted.
+    A record's first line (1-based) follows from the line breaks inside quoted
+    cells. Pandas pads short records with empty cells, so the field count is
+    worked out from the delimiters on the record's lines minus those in its cells;
+    a record wider than the columns given to pandas has the table read again.
+    """
+    lines = io.StringIO(text, newline="")
+    per_line = np.array([line.count(delimiter) for line in lines], dtype=np.intp)
+    width = int(per_line.max(initial=0)) + 1
+    while True:
+        raw = _read_frame(text, delimiter, width).to_numpy(dtype=object)
+        if not len(raw):
+            return raw, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        breaks = inner = np.zeros(len(raw), dtype=np.intp)
+        if '"' in text:  # only quoted cells hold line breaks and delimiters
+            flat = pd.Series(raw.ravel(), dtype=object)
+            breaks = flat.str.count(r"\r\n|\r|\n").to_numpy().reshape(raw.shape)
+            inner = flat.str.count(re.escape(delimiter)).to_numpy().reshape(raw.shape)
+            breaks, inner = breaks.sum(axis=1), inner.sum(axis=1)
+        starts = np.concatenate([[0], np.cumsum(1 + breaks)[:-1]]).astype(np.intp)
+        n_fields = 1 + np.add.reduceat(per_line, starts) - inner
+        if n_fields.max() <= raw.shape[1]:
+            return raw, starts + 1, n_fields
+        width = int(n_fields.max())
+
+
+def _read_frame(text: str, delimiter: str, width: int) -> pd.DataFrame:
+    """Read the text with `pandas.read_csv` into `width` columns of raw text cells.
+
+    A later record wider than `width` is read again at the width pandas reports
+    (a too wide first record is cut with a warning, left to the caller); an
+    unclosed quote runs to the end of the file, as in Python's csv module.
+    """
+    closed = False
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", pd.errors.ParserWarning)
+                return pd.read_csv(
+                    io.StringIO(text),
+                    sep=delimiter,
+                    header=None,
+                    names=range(width),
+                    index_col=False,
+                    dtype=object,
+                    keep_default_na=False,
+                    skip_blank_lines=False,
+                )
+        except pd.errors.ParserError as err:
+            wider = re.search(r"saw (\d+)", str(err))
+            if "EOF inside string" in str(err) and not closed:
+                text, closed = text + '"', True
+            elif wider:
+                width = max(width + 1, int(wider.group(1)))
+            else:
+                msg = (
+                    f"The file cannot be read as CSV: {err}. Check for an unclosed "
+                    'quote (") on or before that line.'
+                )
+                raise DatasetError(msg) from err
 
 
 def _column_names(first: list[str], notes: list[str]) -> list[str]:
@@ -802,43 +847,40 @@ def _column_names(first: list[str], notes: list[str]) -> list[str]:
 
 
 def _drop_blank_columns(
-    names: list[str], rows: list[list[str]], notes: list[str]
-) -> tuple[list[str], list[list[str]]]:
+    names: list[str], cells: NDArray[np.object_], notes: list[str]
+) -> tuple[list[str], NDArray[np.object_]]:
     """Remove columns whose cells are all empty (e.g. from a trailing delimiter)."""
-    blank = [j for j in range(len(names)) if not any(row[j].strip() for row in rows)]
-    if not blank or len(blank) == len(names):
-        return names, rows
+    blank = ~(cells != "").any(axis=0)
+    if not blank.any() or blank.all():
+        return names, cells
     notes.append(
         f"Column(s) with no value in any row were ignored: "
-        f"{_names_text([names[j] for j in blank])}."
+        f"{_names_text([n for n, b in zip(names, blank, strict=True) if b])}."
     )
-    keep = [j for j in range(len(names)) if j not in set(blank)]
-    return [names[j] for j in keep], [[row[j] for j in keep] for row in rows]
+    return [n for n, b in zip(names, blank, strict=True) if not b], cells[:, ~blank]
 
 
-def _fit_row_lengths(
+def _check_row_lengths(
     names: list[str],
-    rows: list[list[str]],
-    lines: list[int],
-    has_header: bool,
+    like: str,
+    counts: NDArray[np.intp],
+    cells: NDArray[np.object_],
+    lines: NDArray[np.intp],
     notes: list[str],
-) -> tuple[list[str], list[list[str]]]:
-    """Check every row has one field per column; drop empty trailing fields."""
+) -> None:
+    """Check every row has one field per column; ignore empty trailing fields."""
     n_cols = len(names)
-    trimmed = 0
-    for i, row in enumerate(rows):
-        if len(row) > n_cols and not any(c.strip() for c in row[n_cols:]):
-            rows[i] = row[:n_cols]
-            trimmed += 1
-    if trimmed:
+    trimmed = (counts > n_cols) & ~(cells[:, n_cols:] != "").any(axis=1)
+    if trimmed.any():
         notes.append(
-            f"{trimmed} row(s) ended with extra empty fields (a delimiter at the end "
-            "of the line); the empty fields were ignored."
+            f"{int(trimmed.sum())} row(s) ended with extra empty fields (a delimiter "
+            "at the end of the line); the empty fields were ignored."
         )
-    bad = [(i, len(row)) for i, row in enumerate(rows) if len(row) != n_cols]
-    if bad:
-        like = "the header" if has_header else "the first row"
-        shown = ", ".join(f"row {i + 1} (line {lines[i]}) has {n}" for i, n in bad[:5])
+    bad = np.flatnonzero((counts != n_cols) & ~trimmed)
+    if bad.size:
+        shown = ", ".join(
+            f"row {i + 1} (line {lines[i]}) has {counts[i]}" for i in bad[:5]
+        )
         more = f", and {len(bad) - 5} more" if len(bad) > 5 else ""
         msg = (
             f"{len(bad)} row(s) do not have {n_cols} field{'s' if n_cols != 1 else ''} "
@@ -849,7 +891,6 @@ def _fit_row_lengths(
             "it was detected wrongly."
         )
         raise DatasetError(msg)
-    return names, rows
 
 
 # ---------------------------------------------------------------------------
@@ -864,70 +905,42 @@ class _Column:
     name: str
     kind: str  # "numeric" or "text"
     values: Array  # numbers, NaN for missing and text cells
-    cells: list[str]  # stripped cells
+    cells: NDArray[np.object_]  # stripped cells
     missing: NDArray[np.bool_]
     infinite: NDArray[np.bool_]
     first_text: int = -1  # index of the first cell that is not a number
 
 
-def _read_column(name: str, cells: Sequence[str], decimal: str) -> _Column:
-    """Classify a column's cells and return its numbers, gaps and text."""
+def _read_columns(
+    names: list[str], cells: NDArray[np.object_], decimal: str
+) -> dict[str, _Column]:
+    """Classify each column's cells and return its numbers, gaps and text."""
+    values, missing, text = _classify(cells, decimal)
     n = len(cells)
-    joined = "\x00".join(cells)
-    if decimal == ",":
-        joined = joined.replace(",", ".")
-    if not _NOT_PLAIN_NUMBER.search(joined):
-        try:
-            values = np.array(joined.split("\x00"), dtype=np.float64)
-        except ValueError:
-            values = None
-        if values is not None:
-            return _Column(
-                name=name,
-                kind="numeric",
-                values=values,
-                cells=[c.strip() for c in cells],
-                missing=np.zeros(n, dtype=bool),
-                infinite=~np.isfinite(values),
+    columns = {}
+    for j, name in enumerate(names):
+        n_text = int(text[:, j].sum())
+        if n_text and n - n_text - int(missing[:, j].sum()) > n_text:
+            examples = ", ".join(
+                f"{cells[i, j]!r} (row {i + 1})" for i in np.flatnonzero(text[:, j])[:5]
             )
-    stripped = [c.strip() for c in cells]
-    values = np.full(n, np.nan)
-    missing = np.zeros(n, dtype=bool)
-    infinite = np.zeros(n, dtype=bool)
-    text = np.zeros(n, dtype=bool)
-    for i, cell in enumerate(stripped):
-        kind = _cell_kind(cell, decimal)
-        if kind == "missing":
-            missing[i] = True
-        elif kind == "infinite":
-            infinite[i] = True
-            values[i] = INFINITE_TOKENS[cell.lower()]
-        elif kind == "number":
-            number = float(cell.replace(",", ".") if decimal == "," else cell)
-            values[i] = number
-            infinite[i] = not math.isfinite(number)
-        else:
-            text[i] = True
-    n_text = int(text.sum())
-    n_numbers = n - n_text - int(missing.sum())
-    if n_text == 0:
-        kind = "numeric"
-    elif n_numbers > n_text:
-        examples = ", ".join(
-            f"{stripped[i]!r} (row {i + 1})" for i in np.flatnonzero(text)[:5]
+            msg = (
+                f"Column {name!r} holds numbers, but {n_text} cell(s) are not "
+                f"numbers: {examples}. Correct those cells, or empty them so they "
+                "count as missing values."
+            )
+            raise DatasetError(msg)
+        numbers = np.full(n, np.nan) if n_text else values[:, j]
+        columns[name] = _Column(
+            name=name,
+            kind="text" if n_text else "numeric",
+            values=numbers,
+            cells=cells[:, j],
+            missing=missing[:, j],
+            infinite=np.isinf(numbers),
+            first_text=int(np.argmax(text[:, j])) if n_text else -1,
         )
-        msg = (
-            f"Column {name!r} holds numbers, but {n_text} cell(s) are not numbers: "
-            f"{examples}. Correct those cells, or empty them so they count as "
-            "missing values."
-        )
-        raise DatasetError(msg)
-    else:
-        kind = "text"
-        infinite[:] = False
-        values[:] = np.nan
-    first_text = int(np.argmax(text)) if n_text else -1
-    return _Column(name, kind, values, stripped, missing, infinite, first_text)
+    return columns
 
 
 @dataclass
@@ -949,11 +962,7 @@ def _build(
     table: _Table, target: str, opts: CsvOptions, notes: list[str], label: str
 ) -> _Built:
     """Turn parsed cells into features and targets, then split and scale them."""
-    columns = list(zip(*table.rows, strict=True))
-    read = {
-        name: _read_column(name, cells, table.decimal)
-        for name, cells in zip(table.names, columns, strict=True)
-    }
+    read = _read_columns(table.names, table.cells, table.decimal)
     y_col = read.pop(target)
     features = _drop_empty_columns(list(read.values()), notes)
     if not features:
@@ -1062,7 +1071,7 @@ def _handle_missing(
     notes: list[str],
 ) -> tuple[NDArray[np.bool_], list[DroppedRow]]:
     """Check gaps and infinities; return the rows to keep and the dropped rows."""
-    n = len(table.rows)
+    n = len(table.cells)
     y_gap = y_col.missing | y_col.infinite
     if y_gap.any() and opts.missing != "drop":
         rows = np.flatnonzero(y_gap) + 1
@@ -1174,10 +1183,8 @@ def _target(
                 "task='classification', or pick another target column."
             )
             raise DatasetError(msg)
-        cells = [y_col.cells[int(i)] for i in rows]
-        labels = sorted(set(cells))
-        position = {label: k for k, label in enumerate(labels)}
-        index = np.array([position[c] for c in cells], dtype=np.int64)
+        classes, index = np.unique(y_col.cells[rows], return_inverse=True)
+        labels = classes.tolist()
         inferred = False
     if len(labels) < 2:
         hint = (
@@ -1256,15 +1263,13 @@ def _encode_features(
             blocks.append(values[:, None])
             names.append(col.name)
             continue
-        cells = [col.cells[int(i)] for i in rows]
-        gaps = col.missing[rows]
-        counts = Counter(c for c, gap in zip(cells, gaps, strict=True) if not gap)
-        categories = sorted(counts)
-        n_known = sum(counts.values())
+        cells, gaps = col.cells[rows], col.missing[rows]
+        categories, counts = np.unique(cells[~gaps], return_counts=True)
+        n_known = int(counts.sum())
         if len(categories) > MAX_CATEGORIES or (
             len(categories) > 10 and len(categories) > n_known / 2
         ):
-            examples = ", ".join(repr(c) for c in categories[:3])
+            examples = ", ".join(repr(c) for c in categories[:3].tolist())
             msg = (
                 f"Column {col.name!r} holds text with {len(categories)} different "
                 f"values in {n_known} rows (e.g. {examples}): too many to one-hot "
@@ -1273,8 +1278,8 @@ def _encode_features(
             )
             raise DatasetError(msg)
         if gaps.any():
-            common = min(counts, key=lambda c: (-counts[c], c))
-            cells = [common if gap else c for c, gap in zip(cells, gaps, strict=True)]
+            common = categories[np.argmax(counts)]  # the first in sorted order
+            cells = np.where(gaps, common, cells)
             notes.append(
                 f"{int(gaps.sum())} missing value(s) in {col.name!r} were filled with "
                 f"its most frequent value {common!r}."
@@ -1286,10 +1291,7 @@ def _encode_features(
                 candidate += "_"
             taken.add(candidate)
             new.append(candidate)
-        position = {c: k for k, c in enumerate(categories)}
-        block = np.zeros((len(cells), len(categories)))
-        block[np.arange(len(cells)), [position[c] for c in cells]] = 1.0
-        blocks.append(block)
+        blocks.append(np.eye(len(categories))[np.unique(cells, return_inverse=True)[1]])
         names.extend(new)
         one_hot[col.name] = tuple(new)
         notes.append(
@@ -1308,44 +1310,30 @@ def _encode_features(
 
 def _duplicates(
     groups: NDArray[np.int64], targets: NDArray[Any]
-) -> tuple[list[int], dict[int, int], list[tuple[int, ...]]]:
+) -> tuple[list[int], NDArray[np.intp], list[tuple[int, ...]]]:
     """Find exact duplicates and groups of equal features with different targets.
 
     Returns
     -------
     duplicates : list of int
         Positions of rows that repeat an earlier row (features and target).
-    first_of : dict of int to int
-        For each duplicate, the position of the row it repeats.
+    first_of : ndarray of shape (n_rows,)
+        For each row, the position of the first row it repeats (itself if none).
     conflicts : list of tuple of int
         Positions of the rows of each feature group with several targets.
     """
-    first: dict[tuple[int, float], int] = {}
-    duplicates: list[int] = []
-    first_of: dict[int, int] = {}
-    targets_of: dict[int, set[float]] = {}
-    for i, (g, t) in enumerate(zip(groups.tolist(), targets.tolist(), strict=True)):
-        key = (int(g), float(t))
-        if key in first:
-            duplicates.append(i)
-            first_of[i] = first[key]
-        else:
-            first[key] = i
-        targets_of.setdefault(int(g), set()).add(float(t))
-    mixed = {g for g, ts in targets_of.items() if len(ts) > 1}
-    conflicts: list[tuple[int, ...]] = []
-    if mixed:
-        members: dict[int, list[int]] = {}
-        for i, g in enumerate(groups.tolist()):
-            if g in mixed:
-                members.setdefault(int(g), []).append(i)
-        conflicts = [tuple(v) for v in members.values()]
-    return duplicates, first_of, conflicts
+    frame = pd.DataFrame({"group": groups, "target": targets.astype(np.float64)})
+    first = frame.reset_index().groupby(["group", "target"])["index"].transform("min")
+    first_of = first.to_numpy(dtype=np.intp)
+    duplicates = np.flatnonzero(first_of != np.arange(len(frame))).tolist()
+    mixed = frame.groupby("group")["target"].transform("nunique").to_numpy() > 1
+    members = frame.index[mixed].groupby(groups[mixed])  # groups in file order
+    return duplicates, first_of, [tuple(m.tolist()) for m in members.values()]
 
 
 def _duplicate_notices(
     duplicates: list[int],
-    first_of: dict[int, int],
+    first_of: NDArray[np.intp],
     conflicts: list[tuple[int, ...]],
     row_numbers: NDArray[np.intp],
     task: str,

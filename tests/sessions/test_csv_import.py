@@ -185,6 +185,36 @@ def test_import_csv_unclosed_quote_is_a_clear_error() -> None:
         load('x,y\n1,0\n"2,1\n3,0\n')
 
 
+def test_import_csv_unclosed_quote_runs_to_the_end_of_the_file() -> None:
+    with pytest.raises(DatasetError, match=r"row 2 \(line 3\) has 1\."):
+        load('x,y\n1,0\n"2,1\n3,0\n')
+
+
+def test_import_csv_quoted_line_breaks_keep_row_and_line_numbers() -> None:
+    text = 'note,x,y\n"two\nlines, with a comma",1,0\n"b",2,1\n\n"c",,0\n"d",4,1\n'
+    data, report = load(text, missing="drop")
+    assert report.blank_lines == (5,)
+    assert [(d.row, d.line, d.reason) for d in report.rows_dropped] == [
+        (3, 6, "x missing")
+    ]
+    assert "note_two\nlines, with a comma" in data.feature_names
+
+
+def test_import_csv_header_with_a_quoted_line_break_keeps_every_column() -> None:
+    _, report = load('a,"b\nc",y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n')
+    assert report.columns == ("a", "b\nc", "y")
+
+
+def test_import_csv_ragged_row_after_a_quoted_line_break_names_its_line() -> None:
+    with pytest.raises(DatasetError, match=r"row 2 \(line 5\) has 3\."):
+        load('x,y\n"1\n\n",0\n2,1,5\n')
+
+
+def test_import_csv_keeps_the_sign_of_negative_zero() -> None:
+    data, _ = load("x,y\n-0,1\n0,0\n-0,1\n0,0\n")
+    assert np.signbit(data.X_train[:, 0]).tolist() == [True, False, True, False]
+
+
 def test_import_csv_numeric_column_with_junk_names_the_cells() -> None:
     text = "x,y\n1,0\n2,1\nabc,0\n4,1\n1.2.3,0\n6,1\n"
     with pytest.raises(DatasetError) as err:
