@@ -277,10 +277,10 @@ def test_a_killed_recorder_loses_at_most_the_last_tenth_of_a_second(
     module = _child_module()
     rng = random.Random(20240611)
     trials = []
-    for i in range(22):
+    for i in range(20):
         # Two kills right after the first step began (nothing stored yet),
-        # then random moments in the first 0.6 s of training.
-        delay = 0.0 if i < 2 else rng.uniform(0.0, 0.6)
+        # then random moments in the first 0.5 s of training.
+        delay = 0.0 if i < 2 else rng.uniform(0.0, 0.5)
         interval = (1, 7, 10, 25)[i % 4]
         path, side = tmp_path / f"{i}.session", tmp_path / f"{i}.txt"
         trials.append(Trial(i, delay, interval, path, side))
@@ -291,6 +291,7 @@ def test_a_killed_recorder_loses_at_most_the_last_tenth_of_a_second(
     with ThreadPoolExecutor(max_workers=1) as pool:
         for trial, child in pool.map(run_trial, trials):
             held.append(check_killed_file(trial, child, module))
+    # Most kills came after many steps were stored, not only at the start.
     assert sum(n > 100 for n in held) >= 10, held
 
 
