@@ -417,7 +417,7 @@ def test_a_session_without_a_needed_metadata_key_is_refused(
     for key in ("network", "config", "keyframe_interval"):
         path = copy_of(good, tmp_path, f"{key}.session")
         sql(path, "DELETE FROM meta WHERE key = ?", args=(key,))
-        assert_refused(path, "unreadable metadata")
+        assert key in assert_refused(path, "metadata")
 
 
 # -- hostile metadata -------------------------------------------------------------
@@ -445,7 +445,8 @@ def test_deeply_nested_metadata_is_refused(
     # JSON parser gives up with RecursionError, which must become a format error.
     path = copy_of(good, tmp_path)
     set_meta(path, "description", "[" * depth + "]" * depth)
-    assert_refused(path, "metadata")
+    message = assert_refused(path, "")
+    assert str(path) in message, f"the message does not say which file: {message}"
 
 
 @pytest.mark.parametrize(
@@ -503,7 +504,10 @@ def test_verify_compares_every_stored_keyframe_whatever_the_interval_says(
     changed[4 + n] ^= 1
     _set_keyframe(path, bytes(changed), 2)
     set_meta(path, "keyframe_interval", str(10**9))
-    report = verify(path)
+    try:
+        report = verify(path)
+    except ALLOWED:
+        return  # refused as damaged: also not passed
     assert not report.ok, "verify skipped a stored keyframe"
 
 
