@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sessions.errors import (
     DatasetError,
+    RecordingError,
     SessionError,
     SessionFormatError,
     SessionReproducibilityError,
@@ -22,6 +23,7 @@ __all__ = [
     "DatasetError",
     "EpochSeries",
     "Recorder",
+    "RecordingError",
     "Series",
     "Session",
     "SessionError",

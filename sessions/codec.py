@@ -29,6 +29,7 @@ MAX_ARRAY_BYTES = 1 << 30
 """The largest array a session may declare (1 GiB); larger is refused unread."""
 
 _MAX_HEADER_BYTES = 16 << 20
+_MAX_DIMS = 8
 _DTYPES = {"<f8": np.float64, "<i8": np.int64, "|b1": np.bool_}
 _KINDS = {
     np.dtype(np.float64): "<f8",
@@ -61,15 +62,27 @@ def encode_bundle(arrays: dict[str, np.ndarray], extra: Any = None) -> bytes:
     return struct.pack("<I", len(header)) + header + b"".join(chunks)
 
 
-def decode_bundle(blob: bytes, what: str) -> tuple[dict[str, np.ndarray], Any]:
+def decode_bundle(
+    blob: object,
+    what: str,
+    expected: dict[str, tuple[int, ...]] | None = None,
+) -> tuple[dict[str, np.ndarray], Any]:
     """Return the arrays and extra value of a bundle; ``what`` names it in errors.
+
+    ``expected`` maps every array name the bundle must hold, and nothing else,
+    to its shape; those arrays must also be float64.
 
     Raises
     ------
     SessionFormatError
-        If the blob is truncated, its header is not valid JSON, it declares an
-        unknown dtype, or an array does not fit in the blob.
+        If the blob is not bytes or is truncated, its header is not valid JSON,
+        it declares an unknown dtype, an impossible shape, an array twice, an
+        array that does not fit, or arrays other than ``expected``.
     """
+    if not isinstance(blob, bytes):
+        raise SessionFormatError(
+            f"{what} is stored as {type(blob).__name__}, not bytes."
+        )
     if len(blob) < 4:
         raise SessionFormatError(f"{what} is truncated: {len(blob)} bytes.")
     (n_header,) = struct.unpack_from("<I", blob)
@@ -81,15 +94,41 @@ def decode_bundle(blob: bytes, what: str) -> tuple[dict[str, np.ndarray], Any]:
         header = from_json(blob[4 : 4 + n_header].decode())
         entries = header["arrays"]
         extra = header.get("extra")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise SessionFormatError(f"{what} has an unreadable header: {err}.") from err
     if not isinstance(entries, list):
         raise SessionFormatError(f"{what} has an unreadable header: no array list.")
     data = memoryview(blob)[4 + n_header :]
     arrays = {}
     for entry in entries:
-        arrays[_entry_name(entry, what)] = _read_array(entry, data, what)
+        name = _entry_name(entry, what)
+        if name in arrays:
+            raise SessionFormatError(f"{what} holds the array {name!r} twice.")
+        arrays[name] = _read_array(entry, data, what)
+    if expected is not None:
+        _check_expected(arrays, expected, what)
     return arrays, extra
+
+
+def _check_expected(
+    arrays: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], what: str
+) -> None:
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    if missing or extra:
+        msg = (
+            f"{what} does not fit the network: it lacks {missing or 'nothing'} and "
+            f"has {extra or 'nothing'} besides."
+        )
+        raise SessionFormatError(msg)
+    for name, shape in expected.items():
+        arr = arrays[name]
+        if arr.shape != shape or arr.dtype != np.float64:
+            msg = (
+                f"{what}: array {name!r} is {arr.dtype} of shape {arr.shape}; the "
+                f"recorded network needs float64 of shape {shape}."
+            )
+            raise SessionFormatError(msg)
 
 
 def to_json(value: Any) -> str:
@@ -98,14 +137,28 @@ def to_json(value: Any) -> str:
 
 
 def from_json(text: str) -> Any:
-    """Parse JSON written by :func:`to_json` (only plain JSON values come back)."""
-    return json.loads(text)
+    """Parse JSON written by :func:`to_json` (only plain JSON values come back).
+
+    Raises
+    ------
+    ValueError
+        For text that is not JSON, or nests deeper than Python can parse (the
+        error is then a :class:`SessionFormatError`).
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise SessionFormatError("A stored JSON value is nested too deeply.") from None
 
 
 def check_shape(shape: Any, itemsize: int, what: str) -> tuple[int, ...]:
     """Return ``shape`` as a tuple after checking it declares a sane size."""
-    if not isinstance(shape, list) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in shape
+    if (
+        not isinstance(shape, list)
+        or len(shape) > _MAX_DIMS
+        or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in shape
+        )
     ):
         raise SessionFormatError(f"{what} declares an invalid shape {shape!r}.")
     size = math.prod(shape) * itemsize

@@ -6,6 +6,7 @@ from engine.errors import GlassnetError
 
 __all__ = [
     "DatasetError",
+    "RecordingError",
     "SessionError",
     "SessionFormatError",
     "SessionReproducibilityError",
@@ -14,6 +15,10 @@ __all__ = [
 
 class SessionError(GlassnetError):
     """Base class of every error about recording, storing or reading a session."""
+
+
+class RecordingError(SessionError, ValueError):
+    """Raised for impossible recording settings or a path that cannot be written."""
 
 
 class SessionFormatError(SessionError, ValueError):

@@ -22,7 +22,7 @@ from engine.network import NetworkSpec
 from engine.optimizers import OPTIMIZERS
 from engine.trainer import Trainer
 from sessions.codec import encode_bundle, to_json
-from sessions.errors import SessionError
+from sessions.errors import RecordingError, SessionError
 from sessions.schema import APPLICATION_ID, FORMAT_VERSION, SCHEMA
 from sessions.state import encode_event, encode_state, encode_summary
 
@@ -75,9 +75,9 @@ class Recorder:
         overwrite: bool = False,
         meta: dict[str, Any] | None = None,
     ) -> None:
-        if keyframe_interval < 1:
+        if type(keyframe_interval) is not int or keyframe_interval < 1:
             msg = f"keyframe_interval must be >= 1; got {keyframe_interval!r}."
-            raise ValueError(msg)
+            raise RecordingError(msg)
         if trainer.step_index != 0 or trainer.next_seq != 0:
             msg = "A recorder needs a trainer that has not started yet."
             raise SessionError(msg)
@@ -289,14 +289,21 @@ def record(
 
 def _create(path: Path, overwrite: bool) -> sqlite3.Connection:
     """Return a connection to a new, empty session file at ``path``."""
+    if path.is_dir():
+        msg = f"{path} is a folder; give the path of a session file to write."
+        raise RecordingError(msg)
     if path.exists() or Path(f"{path}-wal").exists():
         if not overwrite:
             msg = f"{path} already exists; choose another name or pass overwrite."
-            raise SessionError(msg)
+            raise RecordingError(msg)
+    try:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as err:
+        msg = f"Cannot create {path}: {err}. Choose a path in a folder you can write."
+        raise RecordingError(msg) from err
     con.isolation_level = "DEFERRED"
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")

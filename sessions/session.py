@@ -21,8 +21,9 @@ from engine.optimizers import OPTIMIZERS
 from engine.trainer import Trainer, TrainerState
 from sessions.codec import MAX_ARRAY_BYTES, decode_bundle, from_json
 from sessions.errors import SessionFormatError, SessionReproducibilityError
+from sessions.index import StepIndex, check_meta
 from sessions.schema import check_schema
-from sessions.state import decode_event, decode_state, decode_summary, encode_summary
+from sessions.state import decode_state, decode_summary, encode_summary
 
 __all__ = ["EpochSeries", "Series", "Session", "open_session"]
 
@@ -94,7 +95,11 @@ class Session:
             self.meta = self._read_meta()
             self.spec = NetworkSpec.from_dict(self.meta["network"])
             self.config = TrainingConfig.from_dict(self.meta["config"])
-            self.keyframe_interval = int(self.meta["keyframe_interval"])
+            self.plan = check_meta(self.meta, self.spec, self.config, self.path)
+            self.keyframe_interval = self.plan.keyframe_interval
+        except SessionFormatError:
+            self._con.close()
+            raise
         except sqlite3.DatabaseError as err:
             self._con.close()
             raise _damaged(self.path, err) from err
@@ -102,15 +107,17 @@ class Session:
             self._con.close()
             msg = f"{self.path} has unreadable metadata ({err}): the file is damaged."
             raise SessionFormatError(msg) from err
-        except SessionFormatError:
-            self._con.close()
-            raise
         self.n_layers = len(self.spec.layers)
         self._state_names = OPTIMIZERS[self.config.optimizer].state_names
         self._dataset: Dataset | None = None
         self._cache: Trainer | None = None
-        self._index: tuple[list[int], list[int]] | None = None
-        self.refresh()
+        self._start_checked = False
+        self._index = StepIndex(self.path, self.plan, self.n_layers)
+        try:
+            self.refresh()
+        except SessionFormatError:
+            self._con.close()
+            raise
 
     # -- what the file holds --------------------------------------------
 
@@ -128,23 +135,14 @@ class Session:
 
     def refresh(self) -> None:
         """Re-read how far the run got (for a file another process still writes)."""
-        q = self._query
-        self.n_recorded = int(q("SELECT count(*) FROM steps")[0][0])
-        last = q("SELECT max(step) FROM steps")[0][0]
-        self.last_step = -1 if last is None else int(last)
-        ended = q("SELECT body FROM events WHERE kind = 'session_ended'")
-        self.end: ev.SessionEnded | None = None
-        if ended:
-            end = decode_event(ended[0][0], f"{self.path}: the session end")
-            assert isinstance(end, ev.SessionEnded)
-            self.end = end
-        diverged = q("SELECT body FROM events WHERE kind = 'training_diverged'")
-        self.divergence: ev.TrainingDiverged | None = None
-        if diverged:
-            div = decode_event(diverged[0][0], f"{self.path}: the divergence")
-            assert isinstance(div, ev.TrainingDiverged)
-            self.divergence = div
-        self._index = None
+        try:
+            self._index.update(self._con)
+        except sqlite3.DatabaseError as err:
+            raise _damaged(self.path, err) from err
+        self.end = self._index.end
+        self.divergence = self._index.divergence
+        self.last_step = self._index.n_steps - 1
+        self.n_recorded = self._index.n_steps
 
     @property
     def n_steps(self) -> int:
@@ -164,48 +162,44 @@ class Session:
     @property
     def n_events(self) -> int:
         """Return the number of events recorded (the next ``seq``)."""
-        if self.end is not None:
-            return self.end.seq + 1
-        rows = self._query(
-            "SELECT seq_first + n_events FROM steps ORDER BY step DESC LIMIT 1"
-        )
-        return int(rows[0][0]) if rows else 0
+        return self._index.n_events_total
 
     # -- whole-run series ----------------------------------------------
 
     def series(self) -> Series:
         """Return loss, gradient norms and update ratios of every step, in one read."""
+        n = sum(self._index.ok)
         rows = self._query(
-            "SELECT step, epoch, summary, recorded_at FROM steps "
-            "WHERE status = 'ok' ORDER BY step"
+            "SELECT summary, recorded_at FROM steps WHERE status = 'ok' AND step < ? "
+            "ORDER BY step",
+            (n,),
         )
-        n, width = len(rows), 2 + 2 * self.n_layers
-        blob = b"".join(r[2] for r in rows)
-        if len(blob) != 8 * width * n:
+        width = 2 + 2 * self.n_layers
+        blob = b"".join(r[0] for r in rows)
+        if len(rows) != n or len(blob) != 8 * width * n:
             msg = f"{self.path} has step summaries of the wrong size: it is damaged."
             raise SessionFormatError(msg)
         values = np.frombuffer(blob, dtype="<f8").reshape(n, width)
         L = self.n_layers
+        steps = np.arange(n, dtype=np.int64)
         return Series(
-            step=np.array([r[0] for r in rows], dtype=np.int64),
-            epoch=np.array([r[1] for r in rows], dtype=np.int64),
+            step=steps,
+            epoch=steps // self.plan.steps_per_epoch,
             loss=values[:, 0],
             data_loss=values[:, 1],
             grad_norms=values[:, 2 : 2 + L],
             update_ratios=values[:, 2 + L :],
-            recorded_at=np.array([r[3] for r in rows], dtype=np.float64),
+            recorded_at=np.array([r[1] for r in rows], dtype=np.float64),
         )
 
     def epochs(self) -> EpochSeries:
         """Return the per-epoch train and test metrics."""
-        rows = self._query("SELECT epoch, step, train, test FROM epochs ORDER BY epoch")
-        train = [from_json(r[2]) for r in rows]
-        test = [from_json(r[3]) for r in rows]
+        rows = sorted(self._index.epochs.items())
         return EpochSeries(
-            epoch=np.array([r[0] for r in rows], dtype=np.int64),
-            step=np.array([r[1] for r in rows], dtype=np.int64),
-            train=_columns(train),
-            test=_columns(test),
+            epoch=np.array([e for e, _ in rows], dtype=np.int64),
+            step=np.array([r[0] for _, r in rows], dtype=np.int64),
+            train=_columns([r[2] for _, r in rows]),
+            test=_columns([r[3] for _, r in rows]),
         )
 
     # -- random access ----------------------------------------------------
@@ -273,17 +267,14 @@ class Session:
 
     def step_of(self, seq: int) -> int:
         """Return the step an event belongs to."""
-        if self._index is None:
-            rows = self._query("SELECT seq_first, step FROM steps ORDER BY step")
-            self._index = ([r[0] for r in rows], [r[1] for r in rows])
-        firsts, steps = self._index
         if self.end is not None and seq == self.end.seq:
             return self.end.step
+        firsts = self._index.seq_first
         i = bisect.bisect_right(firsts, seq) - 1
         if seq < 0 or i < 0 or seq >= self.n_events:
             msg = f"Event {seq} is not in the session (it has {self.n_events} events)."
             raise IndexError(msg)
-        return steps[i]
+        return i
 
     def state_before(self, step: int) -> TrainerState:
         """Return the exact trainer state before ``step`` ran."""
@@ -332,7 +323,12 @@ class Session:
         if big:
             msg = f"{self.path} has an oversized metadata entry {big[0][0]!r}."
             raise SessionFormatError(msg)
-        return {k: from_json(v) for k, v in self._query("SELECT key, value FROM meta")}
+        try:
+            rows = self._query("SELECT key, value FROM meta")
+            return {k: from_json(v) for k, v in rows}
+        except (ValueError, TypeError) as err:
+            msg = f"{self.path} has unreadable metadata ({err})."
+            raise SessionFormatError(msg) from err
 
     def _read_dataset(self) -> Dataset:
         rows = self._query("SELECT length(bundle) FROM arrays WHERE name = 'dataset'")
@@ -341,8 +337,15 @@ class Session:
         if rows[0][0] > 4 * MAX_ARRAY_BYTES:
             raise SessionFormatError(f"{self.path} holds an oversized dataset.")
         blob = self._query("SELECT bundle FROM arrays WHERE name = 'dataset'")[0][0]
-        arrays, _ = decode_bundle(blob, f"{self.path}: the dataset")
         d = self.meta["dataset"]
+        plan, n_in, n_out = self.plan, self.spec.n_in, self.spec.layers[-1].n_out
+        expected: dict[str, tuple[int, ...]] = {
+            "X_train": (plan.n_train, n_in),
+            "y_train": (plan.n_train, n_out),
+            "X_test": (plan.n_test, n_in),
+            "y_test": (plan.n_test, n_out),
+        }
+        arrays, _ = decode_bundle(blob, f"{self.path}: the dataset", expected)
         try:
             data = Dataset(
                 name=d["name"],
@@ -356,7 +359,7 @@ class Session:
                 target_name=d["target_name"],
                 info=d.get("info", {}),
             )
-        except (KeyError, TypeError, ConfigError) as err:
+        except (KeyError, TypeError, ValueError, ConfigError) as err:
             msg = f"{self.path} holds an unreadable dataset ({err})."
             raise SessionFormatError(msg) from err
         if data.content_hash() != self.meta.get("dataset_hash"):
@@ -368,17 +371,16 @@ class Session:
         return data
 
     def _step_row(self, step: int) -> tuple[Any, ...]:
-        rows = self._query(
-            "SELECT seq_first, n_events, status, summary FROM steps WHERE step = ?",
-            (step,),
-        )
-        if not rows:
+        if not 0 <= step < self.n_steps or isinstance(step, bool):
             msg = (
                 f"Step {step} is not in the session; it has steps 0 to "
                 f"{self.last_step}."
             )
             raise IndexError(msg)
-        return tuple(rows[0])
+        rows = self._query("SELECT summary FROM steps WHERE step = ?", (step,))
+        index = self._index
+        status = "ok" if index.ok[step] else "diverged"
+        return (index.seq_first[step], index.n_events[step], status, rows[0][0])
 
     def _trainer_before(self, step: int) -> Trainer:
         """Return a silent trainer positioned just before ``step``."""
@@ -390,29 +392,48 @@ class Session:
             trainer = cache
             self._cache = None
         else:
-            rows = self._query(
-                "SELECT step, length(state) FROM keyframes WHERE step <= ? "
-                "ORDER BY step DESC LIMIT 1",
-                (step,),
-            )
-            if not rows:
-                msg = f"{self.path} has no keyframe at or before step {step}."
+            start = step - step % self.keyframe_interval
+            if start not in self._index.keyframes:
+                msg = f"{self.path} has no keyframe for step {start}: it is damaged."
                 raise SessionFormatError(msg)
-            if rows[0][1] > MAX_ARRAY_BYTES:
-                raise SessionFormatError(f"{self.path} has an oversized keyframe.")
-            blob = self._query(
-                "SELECT state FROM keyframes WHERE step = ?", (rows[0][0],)
-            )
-            what = f"{self.path}: the keyframe of step {rows[0][0]}"
-            state = decode_state(blob[0][0], self.n_layers, self._state_names, what)
-            try:
-                trainer = Trainer(self.spec, self.config, self.dataset, state=state)
-            except (ConfigError, ValueError, KeyError, TypeError) as err:
-                raise SessionFormatError(
-                    f"{what} does not fit the network ({err})."
-                ) from err
+            trainer = self._trainer_at_keyframe(start)
         while trainer.step_index < step:
             trainer.train_step()
+        return trainer
+
+    def _trainer_at_keyframe(self, step: int) -> Trainer:
+        """Return a silent trainer built from the keyframe of ``step``."""
+        rows = self._query(
+            "SELECT length(state), state FROM keyframes WHERE step = ?", (step,)
+        )
+        what = f"{self.path}: the keyframe of step {step}"
+        if rows[0][0] > MAX_ARRAY_BYTES:
+            raise SessionFormatError(f"{what} is oversized.")
+        state = decode_state(rows[0][1], self.spec, self._state_names, what)
+        if state.step != step or state.seq != self._index.keyframes[step]:
+            raise SessionFormatError(f"{what} is labelled with another step.")
+        try:
+            trainer = Trainer(self.spec, self.config, self.dataset, state=state)
+        except (ConfigError, ValueError, KeyError, TypeError) as err:
+            raise SessionFormatError(
+                f"{what} does not fit the network ({err})."
+            ) from err
+        if step == 0 and not self._start_checked:
+            # The first keyframe must be the initialization the seed gives.
+            fresh = Trainer(self.spec, self.config, self.dataset).state()
+            same = all(
+                np.array_equal(a[k], b[k])
+                for a, b in zip(fresh.params, state.params, strict=True)
+                for k in ("W", "b")
+            )
+            if not same or fresh.dropout_rng != state.dropout_rng:
+                msg = (
+                    f"Step 0 of {self.path} does not reproduce: its keyframe is not "
+                    "the initialization its seed gives. The file was altered, or "
+                    "this machine draws random numbers differently."
+                )
+                raise SessionReproducibilityError(msg)
+            self._start_checked = True
         return trainer
 
     def _check_step(self, step: int, row: tuple[Any, ...], log: list[ev.Event]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from engine import events as ev
+from engine.network import NetworkSpec
 from engine.trainer import TrainerState
 from sessions.codec import decode_bundle, encode_bundle, from_json, to_json
 from sessions.errors import SessionFormatError
@@ -40,16 +41,25 @@ def encode_state(state: TrainerState, state_names: tuple[str, ...]) -> bytes:
 
 
 def decode_state(
-    blob: bytes, n_layers: int, state_names: tuple[str, ...], what: str
+    blob: object, spec: NetworkSpec, state_names: tuple[str, ...], what: str
 ) -> TrainerState:
-    """Return the trainer state stored in a keyframe.
+    """Return the trainer state stored in a keyframe of a run of ``spec``.
 
     Raises
     ------
     SessionFormatError
-        If the keyframe lacks an array or its dropout generator state.
+        If the keyframe lacks an array, holds one of the wrong shape, or its
+        step, event number or dropout generator state are unreadable.
     """
-    arrays, extra = decode_bundle(blob, what)
+    sizes = spec.sizes
+    expected: dict[str, tuple[int, ...]] = {}
+    for i in range(len(spec.layers)):
+        for name, shape in (("W", (sizes[i], sizes[i + 1])), ("b", (sizes[i + 1],))):
+            expected[f"{name}{i}"] = shape
+            for key in state_names:
+                expected[f"{name}{i}.{key}"] = shape
+    arrays, extra = decode_bundle(blob, what, expected)
+    n_layers = len(spec.layers)
     try:
         params = [{k: arrays[f"{k}{i}"] for k in ("W", "b")} for i in range(n_layers)]
         opt_state = [
@@ -60,18 +70,34 @@ def decode_state(
             for i in range(n_layers)
         ]
         rng = extra["dropout_rng"]
-        if not isinstance(rng, dict) or not isinstance(rng.get("bit_generator"), str):
+        if not _is_pcg64_state(rng):
             raise KeyError("dropout_rng")
+        step, seq = extra["step"], extra["seq"]
+        if type(step) is not int or type(seq) is not int or step < 0 or seq < 0:
+            raise KeyError("step")
         return TrainerState(
-            step=int(extra["step"]),
-            seq=int(extra["seq"]),
-            params=params,
-            opt_state=opt_state,
-            dropout_rng=rng,
+            step=step, seq=seq, params=params, opt_state=opt_state, dropout_rng=rng
         )
     except (KeyError, TypeError, ValueError) as err:
         msg = f"{what} is incomplete (missing {err}): the file is damaged."
         raise SessionFormatError(msg) from err
+
+
+def _is_pcg64_state(value: Any) -> bool:
+    """Return True for the state dict of NumPy's PCG64 generator, and only that."""
+    if not isinstance(value, dict) or value.get("bit_generator") != "PCG64":
+        return False
+    inner = value.get("state")
+    return (
+        isinstance(inner, dict)
+        and all(
+            type(inner.get(k)) is int and 0 <= inner[k] < 1 << 128
+            for k in ("state", "inc")
+        )
+        and value.get("has_uint32") in (0, 1)
+        and type(value.get("uinteger")) is int
+        and 0 <= value["uinteger"] < 1 << 32
+    )
 
 
 def encode_summary(

@@ -134,9 +134,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
     spec, config, data = build_run(args)
     out = Path(args.out)
     steps = Trainer(spec, config, data).total_steps
-    bar = tqdm(total=steps, unit="step", disable=args.quiet, file=sys.stderr)
+    bars: list[tqdm] = []
 
     def progress(trainer: Trainer) -> None:
+        # The bar appears with the first step, after every check has passed.
+        if not bars:
+            bars.append(
+                tqdm(total=steps, unit="step", disable=args.quiet, file=sys.stderr)
+            )
+        bar = bars[0]
         done = trainer.step_index
         if done - bar.n >= 50 or done == steps - 1:
             bar.update(done - bar.n)
@@ -152,8 +158,9 @@ def _cmd_record(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=progress,
     )
-    bar.update(bar.total - bar.n if reason == "completed" else 0)
-    bar.close()
+    if bars:
+        bars[0].update(bars[0].total - bars[0].n if reason == "completed" else 0)
+        bars[0].close()
     with Session(out) as session:
         print(_summary(session))
         if session.divergence is not None:
@@ -210,14 +217,18 @@ def _cmd_events(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    bar = tqdm(unit="step", disable=args.quiet, file=sys.stderr)
+    bars: list[tqdm] = []
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(
+                tqdm(total=total, unit="step", disable=args.quiet, file=sys.stderr)
+            )
+        bars[0].update(done - bars[0].n)
 
     report = verify(args.file, progress=progress)
-    bar.close()
+    if bars:
+        bars[0].close()
     print(report.summary())
     return 0 if report.ok else 1
 
