@@ -602,7 +602,10 @@ def _classify(
 
 def _split_line(line: str, delimiter: str) -> list[str]:
     """Split one line into fields with the csv module's quoting rules."""
-    return next(csv.reader([line], delimiter=delimiter, strict=False), [])
+    try:
+        return next(csv.reader([line], delimiter=delimiter, strict=False), [])
+    except csv.Error:  # a field longer than the csv module's limit (128 KiB)
+        return line.split(delimiter)
 
 
 def _sample_lines(text: str, limit: int = 100) -> list[str]:

@@ -210,6 +210,13 @@ def test_import_csv_ragged_row_after_a_quoted_line_break_names_its_line() -> Non
         load('x,y\n"1\n\n",0\n2,1,5\n')
 
 
+def test_import_csv_reads_a_cell_longer_than_the_csv_module_limit() -> None:
+    long = "x" * 200_000
+    data, report = load(f'note,y\n"{long}",1\nb,0\n{long},1\nb,0\n')
+    assert report.columns == ("note", "y") and data.n_train == 4
+    assert report.one_hot == {"note": ("note_b", f"note_{long}")}
+
+
 def test_import_csv_keeps_the_sign_of_negative_zero() -> None:
     data, _ = load("x,y\n-0,1\n0,0\n-0,1\n0,0\n")
     assert np.signbit(data.X_train[:, 0]).tolist() == [True, False, True, False]
