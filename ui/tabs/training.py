@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import panel as pn
-import param
 
-from ui.state import AppState
+from ui.tabs.base import Tab
 
 __all__ = ["TrainingTab"]
 
 
-class TrainingTab(pn.viewable.Viewer):
+class TrainingTab(Tab):
     """train a new run live; gradients and updates at the cursor step."""
 
     title = "Training cycle"
+    index = 4
 
-    state = param.ClassSelector(class_=AppState, doc="The cursor shared by all tabs.")
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        self._view = pn.pane.Markdown(f"## {self.title}")
+
+    def _update(self) -> None:
+        self._view.object = f"## {self.title}: step {self.state.step}"
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.pane.Markdown(f"## {self.title}")
+        return self._view
