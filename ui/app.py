@@ -1,23 +1,28 @@
-"""Assemble the app: cursor controls above the seven linked tabs.
+"""Assemble the app: header, session library, cursor controls, the seven tabs.
 
 Serve it with ``glassnet serve`` or ``panel serve ui/app.py``.  The folder of
 session files comes from ``GLASSNET_SESSIONS`` (default ``runs``); the app
-opens the demo session there, recording it first if it is missing.
+opens the demo session there, recording it first if it is missing.  The URL
+carries ``session``, ``step``, ``op`` and ``tab`` (see the README).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import holoviews as hv
 import panel as pn
 
+from ui.cursor import CursorControls
+from ui.library import SessionLibrary
 from ui.state import AppState
 from ui.tabs import TABS
 
-__all__ = ["create_app", "ensure_demo"]
+__all__ = ["FOLLOW_PERIOD_MS", "App", "create_app", "ensure_demo"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +30,14 @@ pn.extension(notifications=True)
 hv.extension("bokeh", logo=False)
 
 DEMO_NAME = "demo.session"
+FOLLOW_PERIOD_MS = 1000
+"""How often a session still being recorded is re-read (milliseconds)."""
+
+_CSS = """
+.glassnet-message { background: #fdecea; color: #611a15; border: 1px solid #f5c2c7;
+  border-radius: 4px; padding: 6px 10px; white-space: pre-wrap; }
+.glassnet-title { color: white; font-size: 1.1em; }
+"""
 
 
 def ensure_demo(sessions_dir: str | Path) -> Path:
@@ -37,21 +50,131 @@ def ensure_demo(sessions_dir: str | Path) -> Path:
     return path
 
 
+class App:
+    """One user's app: the state, the controls, the tabs and their wiring.
+
+    Built once per browser session by :func:`create_app`; ``template`` is
+    what is served.
+    """
+
+    def __init__(self, sessions_dir: Path, session: str | Path | None) -> None:
+        self.state = state = AppState(sessions_dir=str(sessions_dir))
+        self.cursor = CursorControls(state=state)
+        self.library = SessionLibrary(state=state)
+        self._follow: Any = None
+
+        self.title = pn.pane.HTML("", css_classes=["glassnet-title"])
+        self.message = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.dismiss = pn.widgets.Button(name="Dismiss", width=80)
+        self.message_row = pn.Row(
+            self.message, self.dismiss, visible=False, sizing_mode="stretch_width"
+        )
+        self.tabs = pn.Tabs(
+            *[(t.title, t(state=state)) for t in TABS],
+            dynamic=True,
+            sizing_mode="stretch_width",
+        )
+        self.tabs.link(state, active="tab", bidirectional=True)
+
+        state.param.watch(self._update_message, "message")
+        state.param.watch(self._update_title, "session")
+        state.param.watch(self._on_state_session, "session")
+        self.library.param.watch(self._update_title, "revision")
+        self.dismiss.on_click(self._on_dismiss_click)
+
+        state.open(session if session is not None else ensure_demo(sessions_dir))
+        self.library.refresh()
+        self._update_title()
+        self._update_message()
+
+        self.template = pn.template.BootstrapTemplate(
+            title="glassnet",
+            header=[self.title],
+            sidebar=[self.library],
+            main=[self.message_row, self.cursor, self.tabs],
+            raw_css=[_CSS],
+            sidebar_width=340,
+        )
+        if pn.state.location is not None:
+            pn.state.location.sync(
+                self.cursor.moment,
+                {"session": "session", "step": "step", "op": "op", "tab": "tab"},
+                on_error=self._on_url_error,
+            )
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context:
+            pn.state.on_session_destroyed(self._on_session_destroyed)
+        self._on_state_session()
+
+    # -- following a run still being recorded -----------------------------
+
+    def follow_tick(self) -> None:
+        """Re-read a session still being written; stop once the run has ended."""
+        session = self.state.session
+        if session is None or session.status != "incomplete":
+            self.stop_following()
+            return
+        try:
+            self.state.refresh()
+        except Exception as err:  # a damaged file must not kill the callback
+            self.state.message = f"Could not follow {session.path.name}: {err}"
+            self.stop_following()
+
+    def stop_following(self) -> None:
+        """Stop re-reading the session file."""
+        if self._follow is not None:
+            self._follow.stop()
+            self._follow = None
+
+    def _on_state_session(self, *_: Any) -> None:
+        session = self.state.session
+        live = session is not None and session.status == "incomplete"
+        if live and self._follow is None and pn.state.curdoc is not None:
+            self._follow = pn.state.add_periodic_callback(
+                self.follow_tick, period=FOLLOW_PERIOD_MS
+            )
+        elif not live:
+            self.stop_following()
+
+    def _on_session_destroyed(self, _: Any) -> None:
+        self.stop_following()
+        if self.state.session is not None:
+            self.state.session.close()
+
+    # -- handlers and refreshers ------------------------------------------
+
+    def _on_dismiss_click(self, _: Any) -> None:
+        self.state.message = ""
+
+    def _on_url_error(self, values: dict[str, Any]) -> None:
+        self.state.message = f"The link holds values that do not fit: {values}."
+
+    def _update_title(self, *_: Any) -> None:
+        session = self.state.session
+        text = "no session open" if session is None else session.title
+        self.title.object = f"<span>{html.escape(text)}</span>"
+
+    def _update_message(self, *_: Any) -> None:
+        text = self.state.message
+        self.message.object = (
+            f"<div class='glassnet-message' role='alert'>{html.escape(text)}</div>"
+        )
+        self.message_row.visible = bool(text)
+        if text and pn.state.notifications is not None:
+            pn.state.notifications.warning(html.escape(text), duration=6000)
+
+
 def create_app(
     sessions_dir: str | Path | None = None, session: str | Path | None = None
 ) -> pn.viewable.Viewable:
     """Build one user's app on its own :class:`AppState`.
 
-    ``session`` is the file to open first (default: the demo session).
+    ``session`` is the file to open first (default: the demo session, which
+    is recorded into ``sessions_dir`` if missing).
     """
     folder = Path(sessions_dir or os.environ.get("GLASSNET_SESSIONS", "runs"))
-    state = AppState(sessions_dir=str(folder))
-    state.open(session if session is not None else ensure_demo(folder))
-    tabs = pn.Tabs(*[(t.title, t(state=state)) for t in TABS], dynamic=True)
-    tabs.link(state, active="tab", bidirectional=True)
-    slider = pn.widgets.IntSlider.from_param(state.param.step, name="Step")
-    return pn.template.BootstrapTemplate(title="glassnet", main=[pn.Row(slider), tabs])
+    folder.mkdir(parents=True, exist_ok=True)
+    return App(folder, session).template
 
 
 if __name__.startswith("bokeh"):
-    create_app().servable()
+    create_app().servable(title="glassnet")

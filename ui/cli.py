@@ -194,6 +194,35 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _cmd_record(ns)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    # NOTE: imported here so that the other commands start without Panel.
+    import panel as pn
+
+    from ui.app import create_app, ensure_demo
+
+    folder = Path(args.sessions)
+    folder.mkdir(parents=True, exist_ok=True)
+    ensure_demo(folder)
+    if not 0 < args.port < 65536:
+        raise GlassnetError(f"--port takes 1 to 65535; got {args.port}.")
+    host = "localhost" if args.address in ("0.0.0.0", "::") else args.address
+    origins = [f"{host}:{args.port}", f"{args.address}:{args.port}"]
+    if args.address in ("127.0.0.1", "localhost"):
+        origins += [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
+    print(f"glassnet app on http://{host}:{args.port}/app (Ctrl+C stops it)")
+    sys.stdout.flush()
+    pn.serve(
+        {"app": lambda: create_app(folder)},
+        port=args.port,
+        address=args.address,
+        websocket_origin=sorted(set(origins)),
+        show=args.show,
+        title="glassnet",
+        liveness=True,
+    )
+    return 0
+
+
 # -- inspecting ----------------------------------------------------------------
 
 
@@ -408,6 +437,20 @@ def _parser() -> argparse.ArgumentParser:
     ver.add_argument("file")
     ver.add_argument("--quiet", action="store_true")
     ver.set_defaults(func=_cmd_verify)
+
+    srv = sub.add_parser("serve", help="open the app in a browser")
+    srv.add_argument(
+        "--sessions", default="runs", metavar="DIR", help="folder of session files"
+    )
+    srv.add_argument("--port", type=int, default=5006)
+    srv.add_argument("--address", default="127.0.0.1", help="address to listen on")
+    srv.add_argument(
+        "--show",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="open a browser tab on the app",
+    )
+    srv.set_defaults(func=_cmd_serve)
 
     ds = sub.add_parser("datasets", help="list the built-in datasets")
     ds.set_defaults(func=_cmd_datasets)

@@ -166,7 +166,7 @@ class AppState(param.Parameterized):
         if self.op + 1 < len(self.events):
             self.op += 1
         elif self.step + 1 < self.n_steps:
-            self.step += 1
+            self.go_to(self.step + 1, 0)
 
     def previous_op(self) -> None:
         """Move to the previous operation, into the previous step's last one."""
