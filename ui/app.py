@@ -65,7 +65,7 @@ class App:
 
         self.title = pn.pane.HTML("", css_classes=["glassnet-title"])
         self.message = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.dismiss = pn.widgets.Button(name="Dismiss", width=80)
+        self.dismiss = pn.widgets.Button(label="Dismiss", width=80)
         self.message_row = pn.Row(
             self.message, self.dismiss, visible=False, sizing_mode="stretch_width"
         )

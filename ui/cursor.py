@@ -143,11 +143,11 @@ class CursorControls(pn.viewable.Viewer):
         self._syncing = False
 
         self.slider = pn.widgets.IntSlider.from_param(
-            state.param.step, name="Step", sizing_mode="stretch_width", min_width=200
+            state.param.step, label="Step", sizing_mode="stretch_width", min_width=200
         )
         self.player = pn.widgets.Player.from_param(
             state.param.step,
-            name="Play",
+            label="Play",
             interval=SPEEDS["5 steps/s"],
             visible_buttons=["pause", "play"],
             show_loop_controls=False,
@@ -160,26 +160,26 @@ class CursorControls(pn.viewable.Viewer):
             stylesheets=["input[type=range] { display: none; }"],
         )
         self.speed = pn.widgets.Select(
-            name="Speed", options=list(SPEEDS), value="5 steps/s", width=110
+            label="Speed", options=list(SPEEDS), value="5 steps/s", width=110
         )
         self.step_box = pn.widgets.IntInput.from_param(
-            state.param.step, name="Go to step", width=110
+            state.param.step, label="Go to step", width=110
         )
         self.previous_step_button = pn.widgets.Button(
-            name="◀ step", description="Previous step (left arrow)", width=80
+            label="◀ step", description="Previous step (left arrow)", width=80
         )
         self.next_step_button = pn.widgets.Button(
-            name="step ▶", description="Next step (right arrow)", width=80
+            label="step ▶", description="Next step (right arrow)", width=80
         )
         self.previous_op_button = pn.widgets.Button(
-            name="◀ op", description="Previous operation (shift+left or ,)", width=70
+            label="◀ op", description="Previous operation (shift+left or ,)", width=70
         )
         self.next_op_button = pn.widgets.Button(
-            name="op ▶", description="Next operation (shift+right or .)", width=70
+            label="op ▶", description="Next operation (shift+right or .)", width=70
         )
         self.op_label = pn.pane.HTML("", min_width=260, css_classes=["glassnet-op"])
         self.op_select = pn.widgets.Select(
-            name="Operations of this step", options={}, width=300
+            label="Operations of this step", options={}, width=300
         )
         self.keyboard = KeyboardShortcuts(
             on_action=self.do, width=0, height=0, margin=0

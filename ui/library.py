@@ -110,23 +110,23 @@ class SessionLibrary(pn.viewable.Viewer):
             params["state"] = AppState()
         super().__init__(**params)
         self.infos: list[SessionInfo] = []
-        self.refresh_button = pn.widgets.Button(name="Refresh list", width=110)
+        self.refresh_button = pn.widgets.Button(label="Refresh list", width=110)
         self.items = pn.Column(sizing_mode="stretch_width")
         self.upload = pn.widgets.FileInput(
             accept=".session", multiple=False, sizing_mode="stretch_width"
         )
         self.title_input = pn.widgets.TextInput(
-            name="Title of the open session",
+            label="Title of the open session",
             max_length=MAX_TITLE_CHARS,
             sizing_mode="stretch_width",
         )
         self.description_input = pn.widgets.TextAreaInput(
-            name="Description",
+            label="Description",
             max_length=MAX_DESCRIPTION_CHARS,
             height=90,
             sizing_mode="stretch_width",
         )
-        self.save_button = pn.widgets.Button(name="Save title", width=110)
+        self.save_button = pn.widgets.Button(label="Save title", width=110)
         self.refresh_button.on_click(self._on_refresh_button_click)
         self.save_button.on_click(self._on_save_button_click)
         self.upload.param.watch(self._on_upload_value, "value")
@@ -244,7 +244,7 @@ class SessionLibrary(pn.viewable.Viewer):
                 f"steps · {html.escape(info.status)} · {date}</small></div>"
             )
         button = pn.widgets.Button(
-            name="Open", width=60, disabled=bool(info.damaged), margin=(5, 5)
+            label="Open", width=60, disabled=bool(info.damaged), margin=(5, 5)
         )
         button.on_click(lambda _, n=info.name: self.open(n))
         return pn.Row(

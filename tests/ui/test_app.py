@@ -1,0 +1,74 @@
+"""The assembled app without a browser: title, messages, following a live run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from engine.config import TrainingConfig
+from engine.network import LayerSpec, NetworkSpec
+from engine.trainer import Trainer
+from sessions import Recorder
+from sessions.datasets import load_dataset
+from ui.app import App, create_app
+
+
+def test_app_shows_the_session_title_and_messages_as_text(demo_dir: Path) -> None:
+    app = App(demo_dir, None)
+    assert "Demo: Iris flowers, 4-16-3, Adam" in app.title.object
+    assert app.message_row.visible is False
+
+    app.state.message = "bad <b>thing</b>"
+    assert app.message_row.visible is True
+    assert "bad &lt;b&gt;thing&lt;/b&gt;" in app.message.object
+    app.dismiss.clicks += 1
+    assert app.state.message == ""
+    assert app.message_row.visible is False
+
+
+def test_saving_a_title_updates_the_header(demo_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(demo_dir / "demo.session", tmp_path / "demo.session")
+    app = App(tmp_path, None)
+    assert app.library.save_title("Renamed", None)
+    assert "Renamed" in app.title.object
+
+
+def test_create_app_records_the_demo_into_an_empty_folder(tmp_path: Path) -> None:
+    create_app(tmp_path / "new")
+    assert (tmp_path / "new" / "demo.session").is_file()
+
+
+def test_app_follows_a_run_still_being_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "live.session"
+    data = load_dataset("xor", n_samples=40, seed=0)
+    spec = NetworkSpec(2, (LayerSpec(4, "tanh"), LayerSpec(1, "sigmoid")))
+    config = TrainingConfig(
+        loss="bce", optimizer="sgd", lr=0.1, epochs=5, batch_size=8, seed=0
+    )
+    trainer = Trainer(spec, config, data)
+    recorder = Recorder(path, trainer, keyframe_interval=2)
+    trainer.begin()
+
+    def train(n: int) -> None:
+        for _ in range(n):
+            recorder.before_step(trainer)
+            trainer.train_step()
+        recorder.before_step(trainer)  # closes the last step
+        recorder.flush()
+
+    train(3)
+    app = App(tmp_path, path)
+    assert app.state.session.status == "incomplete"
+    assert app.cursor.slider.end == 2
+
+    train(4)
+    app.follow_tick()
+    assert app.state.n_steps == 7
+    assert app.cursor.slider.end == 6
+    app.state.step = 6
+    assert app.state.events[0].kind == "batch_sampled"
+
+    trainer.end("stopped")
+    recorder.close()
+    app.follow_tick()
+    assert app.state.session.status == "stopped"
