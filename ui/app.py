@@ -101,6 +101,7 @@ class App:
                 {"session": "session", "step": "step", "op": "op", "tab": "tab"},
                 on_error=self._on_url_error,
             )
+            pn.state.onload(self._update_url)
         if pn.state.curdoc is not None and pn.state.curdoc.session_context:
             pn.state.on_session_destroyed(self._on_session_destroyed)
         self._on_state_session()
@@ -148,10 +149,21 @@ class App:
     def _on_url_error(self, values: dict[str, Any]) -> None:
         self.state.message = f"The link holds values that do not fit: {values}."
 
+    def _update_url(self) -> None:
+        """Write the whole moment into the URL, so a copied link is complete."""
+        moment = self.cursor.moment.param.values()
+        query = {k: moment[k] for k in ("session", "step", "op", "tab")}
+        if pn.state.location is not None:
+            pn.state.location.update_query(
+                **{k: str(v) for k, v in query.items() if v is not None}
+            )
+
     def _update_title(self, *_: Any) -> None:
         session = self.state.session
         text = "no session open" if session is None else session.title
-        self.title.object = f"<span>{html.escape(text)}</span>"
+        self.title.object = (
+            f"<span class='glassnet-title-text'>{html.escape(text)}</span>"
+        )
 
     def _update_message(self, *_: Any) -> None:
         text = self.state.message

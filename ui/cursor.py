@@ -327,7 +327,7 @@ class CursorControls(pn.viewable.Viewer):
                 )
             else:
                 text = "<b>No operation</b>: open a session in the library."
-            self.op_label.object = text
+            self.op_label.object = f"<span class='glassnet-op-text'>{text}</span>"
 
     def _update_moment(self, *_: Any) -> None:
         if self._syncing:
