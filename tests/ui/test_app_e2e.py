@@ -215,6 +215,12 @@ def test_deep_link_opens_that_moment(page: Any, served: Any, open_app: Any) -> N
     assert _step(page) == 7
     expect_label(page, "Operation 3 of 19 (step 7): weighted sum z of layer 2")
     assert _active_tab(page) == 2
+
+    box = page.get_by_label("Go to step")  # typing an exact step
+    box.fill("42")
+    box.press("Enter")
+    _wait_step(page, 42)
+    expect_label(page, "(step 42)")
     assert page.get_by_text("Forward propagation", exact=True).first.is_visible()
 
 
