@@ -33,10 +33,10 @@ DEMO_NAME = "demo.session"
 FOLLOW_PERIOD_MS = 1000
 """How often a session still being recorded is re-read (milliseconds)."""
 
-_CSS = """
+# Panes render in their own shadow root, so their CSS goes in ``stylesheets``.
+_MESSAGE_CSS = """
 .glassnet-message { background: #fdecea; color: #611a15; border: 1px solid #f5c2c7;
   border-radius: 4px; padding: 6px 10px; white-space: pre-wrap; }
-.glassnet-title { color: white; font-size: 1.1em; }
 """
 
 
@@ -63,8 +63,14 @@ class App:
         self.library = SessionLibrary(state=state)
         self._follow: Any = None
 
-        self.title = pn.pane.HTML("", css_classes=["glassnet-title"])
-        self.message = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.title = pn.pane.HTML(
+            "",
+            css_classes=["glassnet-title"],
+            stylesheets=[".glassnet-title-text { font-size: 1.3em; color: white; }"],
+        )
+        self.message = pn.pane.HTML(
+            "", sizing_mode="stretch_width", stylesheets=[_MESSAGE_CSS]
+        )
         self.dismiss = pn.widgets.Button(label="Dismiss", width=80)
         self.message_row = pn.Row(
             self.message, self.dismiss, visible=False, sizing_mode="stretch_width"
@@ -92,7 +98,6 @@ class App:
             header=[self.title],
             sidebar=[self.library],
             main=[self.message_row, self.cursor, self.tabs],
-            raw_css=[_CSS],
             sidebar_width=340,
         )
         if pn.state.location is not None:

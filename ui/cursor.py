@@ -58,7 +58,7 @@ def resolve_session_name(sessions_dir: str | Path, name: str) -> Path:
     folder = Path(sessions_dir)
     path = folder / name
     if path.is_symlink() or not path.is_file():
-        msg = f"There is no session {name!r} in {folder}; pick one in the library."
+        msg = f"There is no session {name!r} in the library; pick one there."
         raise SessionError(msg)
     if path.resolve().parent != folder.resolve():
         raise SessionError(f"{name!r} is not inside {folder}.")

@@ -102,7 +102,7 @@ def test_moment_opens_the_named_step_op_and_tab(cursor: CursorControls) -> None:
         ({"tab": 9}, "tab=9 is not a tab: use 1 to 7"),
         ({"op": 999}, "Operation 999 is not in step"),
         ({"session": "../../etc/passwd"}, "is not a session file name"),
-        ({"session": "missing.session"}, "There is no session 'missing.session'"),
+        ({"session": "missing.session"}, "no session 'missing.session' in the"),
     ],
 )
 def test_bad_link_values_give_a_message_and_keep_the_rest(
