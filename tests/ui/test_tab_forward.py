@@ -1,0 +1,173 @@
+"""Tab 3 without a browser: the sample, every layer's values and the expansions."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_runs import record_run
+
+from engine import events as ev
+from ui import explain
+from ui.state import AppState
+from ui.tabs.forward import ForwardTab
+
+
+@pytest.fixture
+def tab(demo_dir: Path) -> ForwardTab:
+    state = AppState(sessions_dir=str(demo_dir))
+    assert state.open(demo_dir / "demo.session")
+    tab = ForwardTab(state=state)
+    state.tab = tab.index
+    return tab
+
+
+def _event(state: AppState, kind: type, layer: int) -> ev.Event:
+    return next(e for e in state.events_of(kind) if e.layer == layer)
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"title=\"\d+: ([^\"]+)\"", text)
+
+
+def test_tab_shows_help_and_the_sample_with_its_row_features_and_label(
+    tab: ForwardTab,
+) -> None:
+    state = tab.state
+    state.go_to(4)
+    state.sample = 3
+    assert tab.help in html.unescape(tab.help_pane.object)
+    batch = state.events_of(ev.BatchSampled)[0]
+    text = tab.sample_pane.object
+    assert f"training row {int(batch.indices[3])}" in text
+    assert "petal width (cm)" in text
+    for v in batch.X[3]:
+        assert f"<td>{explain.fmt(v, 6)}</td>" in text
+    label = state.session.dataset.class_names[int(np.argmax(batch.y[3]))]
+    assert f"Target: {label}" in text
+
+
+def test_expansion_reproduces_the_recorded_z_and_a_of_the_chosen_unit(
+    tab: ForwardTab,
+) -> None:
+    state = tab.state
+    state.go_to(7)
+    state.sample, state.layer, state.neuron = 5, 1, 2
+    w = _event(state, ev.WeightedSumComputed, 1)
+    act = _event(state, ev.ActivationComputed, 1)
+    text = html.unescape(tab.expansion_pane.object)
+    z = w.z[5, 2]
+    expected = explain.weighted_sum(w.a_prev[5], w.W[:, 2], w.b[2], z, unit=2)
+    assert expected.text in text
+    assert np.sum(expected.terms) == pytest.approx(z, abs=1e-12)
+    assert f"= {explain.fmt(z, 6)}" in text
+    assert "a_2 = e^" in text  # softmax with every term
+    assert f"= {explain.fmt(act.a[5, 2], 6)}" in text
+    # The table of every term holds each product.
+    for i in range(w.W.shape[0]):
+        assert f"<td>{explain.fmt(w.a_prev[5, i] * w.W[i, 2], 6)}</td>" in text
+
+
+def test_every_layer_shows_a_prev_z_and_a_of_the_sample(tab: ForwardTab) -> None:
+    state = tab.state
+    state.go_to(2)
+    state.sample = 1
+    shown = _numbers(tab.values_pane.object)
+    expected = []
+    for layer in range(2):
+        w = _event(state, ev.WeightedSumComputed, layer)
+        a = _event(state, ev.ActivationComputed, layer)
+        for row in (w.a_prev[1], w.z[1], a.a[1], *w.W, w.b):
+            expected.extend(explain.fmt(v, 6) for v in row)
+    assert shown == expected
+
+
+def test_moving_the_cursor_changes_the_values_shown(tab: ForwardTab) -> None:
+    state = tab.state
+    state.layer, state.neuron = 0, 4
+    state.go_to(0)
+    before = tab.expansion_pane.object
+    state.go_to(60)
+    after = tab.expansion_pane.object
+    assert before != after
+    w = _event(state, ev.WeightedSumComputed, 0)
+    assert f"= {explain.fmt(w.z[0, 4], 6)}" in html.unescape(after)
+
+
+def test_current_operation_is_highlighted_in_the_layer_list(tab: ForwardTab) -> None:
+    state = tab.state
+    state.go_to(3)
+    ops = [e.kind for e in state.events]
+    state.op = ops.index("activation_computed")  # layer 1's activation
+    rows = tab.layers_pane.object.split("<tr")
+    assert 'class="gn-now">a = relu(z)' in rows[2]
+    assert "gn-now" not in rows[3]
+    state.op = len(ops) - 1
+    assert "gn-now" not in tab.layers_pane.object
+
+
+def test_selection_widgets_set_the_shared_cursor_and_are_clipped(
+    tab: ForwardTab,
+) -> None:
+    state = tab.state
+    tab.layer_select.value = 1
+    tab.neuron_input.value = 2
+    tab.sample_input.value = 7
+    assert (state.layer, state.neuron, state.sample) == (1, 2, 7)
+    state.neuron = 99  # more than layer 2's 3 units
+    assert tab.selection()[2] == 2
+    assert tab.neuron_input.value == 2
+
+
+def test_hidden_tab_waits_until_shown(tab: ForwardTab) -> None:
+    state = tab.state
+    state.tab = 0
+    old = tab.expansion_pane.object
+    state.go_to(50)
+    assert tab.expansion_pane.object == old
+    state.tab = tab.index
+    assert tab.expansion_pane.object != old
+
+
+def test_dropout_tanh_sigmoid_and_leaky_relu_runs(tmp_path: Path) -> None:
+    for name, needles in {
+        "mse_dropout_l2": ["tanh(", "a = a_before × mask / keep_prob", "1 / (1 + e^-"],
+        "bce": ["alpha", "1 / (1 + e^-"],
+        "cce": ["a_0 = z_0 =", "e^"],
+    }.items():
+        state = AppState()
+        assert state.open(record_run(name, tmp_path))
+        tab = ForwardTab(state=state)
+        state.tab = tab.index
+        text = ""
+        for layer in range(len(state.session.spec.layers)):
+            state.layer = layer
+            text += html.unescape(tab.expansion_pane.object)
+            for lv_event in state.events_of(ev.WeightedSumComputed):
+                if lv_event.layer == layer:
+                    z = lv_event.z[0, 0]
+                    assert f"= {explain.fmt(z, 6)}" in text
+        for needle in needles:
+            assert needle in text, (name, needle)
+        if name == "mse_dropout_l2":
+            assert "keep p = 0.7" in tab.layers_pane.object
+
+
+def test_user_text_is_escaped(tab: ForwardTab) -> None:
+    state = tab.state
+    data = state.session.dataset
+    evil = dataclasses.replace(data, feature_names=("<b>x</b>", "b", "c", "d"))
+    state.session._dataset = evil
+    state.go_to(1)
+    assert "&lt;b&gt;x&lt;/b&gt;" in tab.sample_pane.object
+    assert "<b>x</b>" not in tab.sample_pane.object
+
+
+def test_without_session_the_tab_says_what_to_do() -> None:
+    tab = ForwardTab(state=AppState())
+    tab.refresh()
+    assert "Open a session" in tab.status.object
