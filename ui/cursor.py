@@ -186,6 +186,7 @@ class CursorControls(pn.viewable.Viewer):
         )
 
         self.speed.param.watch(self._on_speed_value, "value")
+        self.player.param.watch(self._update_moment, "direction")
         self.previous_step_button.on_click(lambda _: self.do("previous_step"))
         self.next_step_button.on_click(lambda _: self.do("next_step"))
         self.previous_op_button.on_click(lambda _: self.do("previous_op"))
@@ -195,6 +196,7 @@ class CursorControls(pn.viewable.Viewer):
         state.param.watch(self._update_moment, ["session", "step", "op", "tab"])
         self.moment.param.watch(self._on_moment, ["session", "step", "op", "tab"])
         self._update_operations()
+        self._update_moment()
 
         self._layout = pn.Column(
             pn.Row(
@@ -330,7 +332,8 @@ class CursorControls(pn.viewable.Viewer):
             self.op_label.object = f"<span class='glassnet-op-text'>{text}</span>"
 
     def _update_moment(self, *_: Any) -> None:
-        if self._syncing:
+        # NOTE: each URL change adds a browser history entry, so none while playing.
+        if self._syncing or self.player.direction != 0:
             return
         state = self.state
         name = None

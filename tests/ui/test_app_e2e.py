@@ -193,6 +193,7 @@ def test_play_advances_the_step_and_pause_stops_it(
     paused = _step(page)
     page.wait_for_timeout(1200)
     assert _step(page) == paused >= 3
+    page.wait_for_url(re.compile(rf"[?&]step={paused}(&|$)"))  # written on pause
     assert f"(step {paused})" in _op_label(page)
 
 

@@ -139,3 +139,11 @@ def test_moment_defaults_to_nothing() -> None:
         "op": None,
         "tab": None,
     }
+
+
+def test_the_url_waits_while_playing(cursor: CursorControls) -> None:
+    cursor.player.direction = 1  # the browser's player is playing
+    cursor.state.step = 10
+    assert cursor.moment.step == 0
+    cursor.player.direction = 0  # paused: the moment reaches the URL
+    assert cursor.moment.step == 10
