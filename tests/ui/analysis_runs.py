@@ -1,0 +1,72 @@
+"""Tiny recorded sessions for the results and analysis tab tests.
+
+``moons`` is 2-D binary classification (relu then sigmoid), ``sine`` 1-D
+regression (tanh then identity), ``odd_names`` binary data whose class and
+feature names are HTML, with no test part.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import TrainingConfig
+from engine.data import Dataset
+from engine.network import LayerSpec, NetworkSpec
+from sessions import record
+from sessions.datasets import load_dataset
+
+HOSTILE = "<b>bold</b> & $$x$$"
+
+
+def record_moons(folder: Path) -> Path:
+    """Record 6 epochs of a 2-8-1 ReLU network on 80 moons points (12 steps)."""
+    data = load_dataset("moons", n_samples=80, seed=1)
+    spec = NetworkSpec(2, (LayerSpec(8, "relu"), LayerSpec(1, "sigmoid")))
+    cfg = TrainingConfig(
+        loss="binary_cross_entropy",
+        optimizer="adam",
+        lr=0.05,
+        epochs=6,
+        batch_size=32,
+        seed=0,
+    )
+    path = folder / "moons.session"
+    record(spec, cfg, data, path, title="moons")
+    return path
+
+
+def record_sine(folder: Path) -> Path:
+    """Record 8 full-batch epochs of a 1-6-1 tanh network on the sine task."""
+    data = load_dataset("sine", n_samples=60, seed=2)
+    spec = NetworkSpec(1, (LayerSpec(6, "tanh"), LayerSpec(1, "linear")))
+    cfg = TrainingConfig(loss="mse", optimizer="sgd", lr=0.1, epochs=8, seed=0)
+    path = folder / "sine.session"
+    record(spec, cfg, data, path, title="sine")
+    return path
+
+
+def record_odd_names(folder: Path) -> Path:
+    """Record 3 steps on data with HTML-like names and an empty test part
+    (batches of 10: see the lead's note on full-batch replays)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    y = (X[:, :1] > 0).astype(float)
+    data = Dataset(
+        "odd",
+        "binary",
+        X,
+        y,
+        np.zeros((0, 2)),
+        np.zeros((0, 1)),
+        feature_names=(HOSTILE, "<i>f2</i>"),
+        class_names=(HOSTILE, "<script>alert(1)</script>"),
+    )
+    spec = NetworkSpec(2, (LayerSpec(3, "sigmoid"), LayerSpec(1, "sigmoid")))
+    cfg = TrainingConfig(
+        loss="binary_cross_entropy", lr=0.5, epochs=1, batch_size=10, seed=0
+    )
+    path = folder / "odd.session"
+    record(spec, cfg, data, path, title="odd")
+    return path
