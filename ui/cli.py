@@ -200,11 +200,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from ui.app import create_app, ensure_demo
 
+    if not 0 < args.port < 65536:
+        raise GlassnetError(f"--port takes 1 to 65535; got {args.port}.")
     folder = Path(args.sessions)
     folder.mkdir(parents=True, exist_ok=True)
     ensure_demo(folder)
-    if not 0 < args.port < 65536:
-        raise GlassnetError(f"--port takes 1 to 65535; got {args.port}.")
     host = "localhost" if args.address in ("0.0.0.0", "::") else args.address
     origins = [f"{host}:{args.port}", f"{args.address}:{args.port}"]
     if args.address in ("127.0.0.1", "localhost"):

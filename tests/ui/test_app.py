@@ -5,12 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from engine.config import TrainingConfig
 from engine.network import LayerSpec, NetworkSpec
 from engine.trainer import Trainer
 from sessions import Recorder
 from sessions.datasets import load_dataset
 from ui.app import App, create_app
+from ui.cli import main
 
 
 def test_app_shows_the_session_title_and_messages_as_text(demo_dir: Path) -> None:
@@ -72,3 +75,11 @@ def test_app_follows_a_run_still_being_recorded(tmp_path: Path) -> None:
     recorder.close()
     app.follow_tick()
     assert app.state.session.status == "stopped"
+
+
+def test_serve_refuses_a_bad_port_before_doing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--sessions", str(tmp_path / "s"), "--port", "0"]) == 1
+    assert "--port takes 1 to 65535; got 0" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
