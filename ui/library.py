@@ -129,7 +129,7 @@ class SessionLibrary(pn.viewable.Viewer):
         self.save_button = pn.widgets.Button(label="Save title", width=110)
         self.refresh_button.on_click(self._on_refresh_button_click)
         self.save_button.on_click(self._on_save_button_click)
-        self.upload.param.watch(self._on_upload_value, "value")
+        self.upload.param.watch(self._on_upload_value, ["filename", "value"])
         self.state.param.watch(self._update_editor, "session")
         self._layout = pn.Column(
             pn.pane.HTML("<b>Sessions</b>"),
@@ -205,8 +205,8 @@ class SessionLibrary(pn.viewable.Viewer):
     def _on_save_button_click(self, _: Any) -> None:
         self.save_title(self.title_input.value, self.description_input.value)
 
-    def _on_upload_value(self, event: param.parameterized.Event) -> None:
-        if event.new is None:
+    def _on_upload_value(self, *_: Any) -> None:
+        if self.upload.value is None:
             return
         try:
             path = keep_upload(
@@ -215,6 +215,10 @@ class SessionLibrary(pn.viewable.Viewer):
         except SessionError as err:
             self.state.message = str(err)
             return
+        finally:
+            # Empty the widget, so choosing the same file again uploads it again.
+            self.upload.param.update(value=None, filename=None)
+            self.upload.clear()
         self.refresh()
         self.state.open(path)
 

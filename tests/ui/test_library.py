@@ -131,3 +131,14 @@ def test_bad_upload_through_the_widget_gives_a_message(
     assert "fake.session was not kept" in library.state.message
     assert library.state.session.path.name == "demo.session"
     assert not (Path(library.state.sessions_dir) / "fake.session").exists()
+
+
+def test_the_same_file_can_be_uploaded_again_under_a_new_name(
+    library: SessionLibrary, demo_dir: Path
+) -> None:
+    content = (demo_dir / "demo.session").read_bytes()
+    library.upload.param.update(filename="demo.session", value=content)
+    assert "already in the library" in library.state.message
+    assert library.upload.value is None
+    library.upload.param.update(filename="again.session", value=content)
+    assert library.state.session.path.name == "again.session"
