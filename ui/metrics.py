@@ -34,6 +34,7 @@ __all__ = [
     "gradient_health",
     "predicted_classes",
     "regression_metrics",
+    "sampled_steps",
     "saturated_fraction",
     "true_classes",
 ]
@@ -522,6 +523,47 @@ def decimate(
     ys = np.empty((2 * n_buckets, flat.shape[1]))
     ys[0::2], ys[1::2] = lo, hi
     return xs, ys.reshape((2 * n_buckets, *y.shape[1:]))
+
+
+def sampled_steps(n_steps: int, interval: int, max_samples: int = 40) -> list[int]:
+    """Return up to ``max_samples`` evenly spread positions in a run.
+
+    Parameters
+    ----------
+    n_steps : int
+        Steps in the run; the positions returned go from 0 to ``n_steps``
+        (position ``s`` means "the parameters before step ``s``", so
+        ``n_steps`` is "after the last step").
+    interval : int
+        Keyframe interval: the parameters before a multiple of it are stored,
+        so reading them needs no re-execution.
+    max_samples : int
+        At most this many positions (the last one, ``n_steps``, included).
+
+    Returns
+    -------
+    list of int
+        Every position when there are at most ``max_samples`` of them;
+        otherwise multiples of ``interval`` spread evenly, then ``n_steps``.
+        Increasing, without repeats, starting at 0.
+
+    Examples
+    --------
+    >>> sampled_steps(4, 10)
+    [0, 1, 2, 3, 4]
+    >>> sampled_steps(1000, 10, 5)
+    [0, 330, 660, 990, 1000]
+    """
+    if n_steps <= 0:
+        return [0]
+    if n_steps + 1 <= max_samples:
+        return list(range(n_steps + 1))
+    interval = max(int(interval), 1)
+    keyframes = np.arange(0, n_steps, interval)
+    if len(keyframes) > max_samples - 1:
+        picks = np.linspace(0, len(keyframes) - 1, max_samples - 1).round()
+        keyframes = keyframes[np.unique(picks.astype(np.int64))]
+    return [int(k) for k in keyframes] + [int(n_steps)]
 
 
 def _ratio(num: Array, den: Array) -> Array:

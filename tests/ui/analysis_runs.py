@@ -70,3 +70,58 @@ def record_odd_names(folder: Path) -> Path:
     path = folder / "odd.session"
     record(spec, cfg, data, path, title="odd")
     return path
+
+
+def record_unhealthy(folder: Path) -> Path:
+    """Record 4 steps of a 2-3-3-1 net with one dead ReLU unit and saturated tanh.
+
+    Hand-set starting values: unit 2 of layer 1 has bias -100 (never active,
+    so it never gets a gradient and stays dead); layer 2's weights are huge,
+    so its tanh units sit at +-1 for almost every sample.
+    """
+    data = load_dataset("moons", n_samples=40, seed=3)
+    W1 = np.array([[1.0, 0.5, -1.0], [0.5, -0.5, 1.0]])
+    b1 = np.array([0.5, -100.0, 0.5])
+    W2 = np.array([[60.0, -60.0, 60.0], [60.0, 60.0, -60.0], [-60.0, 60.0, 60.0]])
+    b2 = np.array([30.0, -30.0, 30.0])
+    W3 = np.array([[0.3], [-0.2], [0.1]])
+    b3 = np.zeros(1)
+    initial = [{"W": W1, "b": b1}, {"W": W2, "b": b2}, {"W": W3, "b": b3}]
+    layers = (LayerSpec(3, "relu"), LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid"))
+    spec = NetworkSpec(2, layers, initial)
+    cfg = TrainingConfig(
+        loss="binary_cross_entropy", lr=0.1, epochs=1, batch_size=8, seed=0
+    )
+    path = folder / "unhealthy.session"
+    record(spec, cfg, data, path, title="unhealthy")
+    return path
+
+
+def record_deep_sigmoid(folder: Path) -> Path:
+    """Record 6 steps of an 8-layer sigmoid net: the first layers' gradients vanish."""
+    data = load_dataset("moons", n_samples=40, seed=4)
+    layers = tuple(LayerSpec(4, "sigmoid", "normal", 0.5) for _ in range(8))
+    spec = NetworkSpec(2, (*layers, LayerSpec(1, "sigmoid")))
+    cfg = TrainingConfig(
+        loss="binary_cross_entropy", lr=0.1, epochs=2, batch_size=12, seed=0
+    )
+    path = folder / "deep.session"
+    record(spec, cfg, data, path, title="deep")
+    return path
+
+
+def record_long(folder: Path, epochs: int = 1000) -> Path:
+    """Record ``epochs`` epochs of 10 steps each on 50 moons points (a long run)."""
+    data = load_dataset("moons", n_samples=50, seed=1)
+    spec = NetworkSpec(2, (LayerSpec(4, "relu"), LayerSpec(1, "sigmoid")))
+    cfg = TrainingConfig(
+        loss="binary_cross_entropy",
+        optimizer="sgd",
+        lr=0.05,
+        epochs=epochs,
+        batch_size=4,
+        seed=0,
+    )
+    path = folder / "long.session"
+    record(spec, cfg, data, path, title="long")
+    return path
