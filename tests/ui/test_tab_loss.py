@@ -35,9 +35,9 @@ def test_batch_losses_in_bars_table_and_expansions(tab: LossTab) -> None:
     rec = _loss(state)
     assert tab.help in html.unescape(tab.help_pane.object)
     np.testing.assert_array_equal(tab.bars.data["loss"], rec.per_sample)
-    np.testing.assert_array_equal(tab.table.value["loss"], rec.per_sample)
+    np.testing.assert_array_equal(tab.rows.data["loss"], rec.per_sample)
     batch = state.events_of(ev.BatchSampled)[0]
-    np.testing.assert_array_equal(tab.table.value["row"], batch.indices)
+    np.testing.assert_array_equal(tab.rows.data["row"], batch.indices)
     assert tab.bars.data["color"][4] != tab.bars.data["color"][3]
     text = html.unescape(tab.sample_pane.object)
     assert f"sample 4 of the batch (training row {batch.indices[4]})" in text
@@ -57,9 +57,11 @@ def test_table_selection_picks_the_sample_and_sorting_orders_by_loss(
     tab.sort_toggle.value = True
     assert np.all(np.diff(tab.bars.data["loss"]) <= 0)
     top = int(np.argmax(rec.per_sample))
-    assert tab.table.value["sample"].iloc[0] == top
-    tab.table.selection = [0]
+    assert tab.rows.data["sample"][0] == top
+    assert tab.rows.selected.indices == [int(np.argmax(tab.rows.data["sample"] == 0))]
+    tab.rows.selected.indices = [0]  # a click on the first row
     assert state.sample == top
+    assert tab.rows.selected.indices == [0]
     assert f"sample {top} of the batch" in tab.sample_pane.object
 
 
@@ -69,11 +71,11 @@ def test_whole_training_set_matches_the_recorded_epoch_loss(tab: LossTab) -> Non
     step = int(epochs.step[2])  # the last step of epoch 3
     state.go_to(step + 1)  # starts from the parameters epoch 3 ended with
     tab.split_select.value = "train"
-    shown = tab.table.value["loss"].to_numpy()
+    shown = np.asarray(tab.rows.data["loss"])
     assert len(shown) == state.session.dataset.n_train
     assert shown.mean() == pytest.approx(epochs.train["loss"][2], rel=1e-12)
     tab.split_select.value = "test"
-    assert tab.table.value["loss"].mean() == pytest.approx(
+    assert np.mean(tab.rows.data["loss"]) == pytest.approx(
         epochs.test["loss"][2], rel=1e-12
     )
     assert "test row 0" in tab.sample_pane.object

@@ -22,17 +22,18 @@ MAX_VECTOR_NUMBERS = 32
 """Longest vector whose numbers are printed in its cells."""
 
 _CSS = """
-.gn-fwd table { border-collapse: collapse; font-size: 12px; margin: 2px 0; }
-.gn-fwd td, .gn-fwd th { border: 1px solid #ddd; padding: 1px 4px; text-align: right; }
-.gn-fwd th { background: #f4f4f4; font-weight: 600; }
-.gn-fwd td.gn-label { text-align: left; background: #fafafa; font-weight: 600; }
-.gn-fwd .gn-now { outline: 3px solid #f0a500; background: #fff4d6; }
-.gn-fwd .gn-sel { outline: 2px solid #222; }
-.gn-fwd .gn-small td { min-width: 10px; height: 12px; padding: 0; }
-.gn-fwd pre { white-space: pre-wrap; font-size: 13px; background: #f8f8f8;
+table { border-collapse: collapse; font-size: 12px; margin: 2px 0; }
+td, th { border: 1px solid #ddd; padding: 1px 4px; text-align: right; }
+th { background: #f4f4f4; font-weight: 600; }
+td.gn-label { text-align: left; background: #fafafa; font-weight: 600; }
+.gn-now { outline: 3px solid #f0a500; background: #fff4d6; }
+.gn-sel { outline: 2px solid #222; }
+.gn-small td { min-width: 10px; height: 12px; padding: 0; }
+pre { white-space: pre-wrap; font-size: 13px; background: #f8f8f8;
   padding: 6px; border: 1px solid #e5e5e5; }
-.gn-fwd h4 { margin: 8px 0 2px 0; }
+h4 { margin: 8px 0 2px 0; }
 """
+"""Styles of the tab's HTML panes (each pane has its own shadow root)."""
 
 
 class LayerValues:
@@ -186,14 +187,13 @@ class ForwardTab(Tab):
         self.neuron_input.param.watch(self._on_neuron_input_value, "value")
 
         # Views, filled by _update.
-        self.help_pane = pn.pane.HTML(
-            f"<p><i>{html.escape(self.help)}</i></p>", sizing_mode="stretch_width"
-        )
-        self.status = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.sample_pane = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.layers_pane = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.expansion_pane = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.values_pane = pn.pane.HTML("", sizing_mode="stretch_width")
+        text = {"sizing_mode": "stretch_width", "stylesheets": [_CSS]}
+        self.help_pane = pn.pane.HTML(f"<p><i>{html.escape(self.help)}</i></p>", **text)
+        self.status = pn.pane.HTML("", **text)
+        self.sample_pane = pn.pane.HTML("", **text)
+        self.layers_pane = pn.pane.HTML("", **text)
+        self.expansion_pane = pn.pane.HTML("", **text)
+        self.values_pane = pn.pane.HTML("", **text)
         self.diagram: Any = None
         self._layout = pn.Column(
             self.help_pane,
@@ -203,8 +203,6 @@ class ForwardTab(Tab):
             self.layers_pane,
             self.expansion_pane,
             self.values_pane,
-            stylesheets=[_CSS],
-            css_classes=["gn-fwd"],
             sizing_mode="stretch_width",
         )
 

@@ -6,9 +6,16 @@ import html
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource, HoverTool, Slope, Span
+from bokeh.models import (
+    ColumnDataSource,
+    DataTable,
+    HoverTool,
+    NumberFormatter,
+    Slope,
+    Span,
+    TableColumn,
+)
 from bokeh.plotting import figure
 
 from engine import events as ev
@@ -25,10 +32,11 @@ SPLITS = {"Batch of this step": "batch", "Training set": "train", "Test set": "t
 """What the per-sample views show: the recorded batch or a whole split."""
 
 _CSS = """
-.gn-loss pre { white-space: pre-wrap; font-size: 13px; background: #f8f8f8;
+pre { white-space: pre-wrap; font-size: 13px; background: #f8f8f8;
   padding: 6px; border: 1px solid #e5e5e5; margin: 4px 0; }
-.gn-loss .gn-now pre { outline: 3px solid #f0a500; background: #fff4d6; }
+.gn-now pre { outline: 3px solid #f0a500; background: #fff4d6; }
 """
+"""Styles of the tab's HTML panes (each pane has its own shadow root)."""
 
 _BAR = "#4c78a8"
 _BAR_SELECTED = "#f0a500"
@@ -97,24 +105,24 @@ class LossTab(Tab):
         self.output_select.param.watch(self._on_output_select_value, "value")
 
         # Text views.
-        self.help_pane = pn.pane.HTML(
-            f"<p><i>{html.escape(self.help)}</i></p>", sizing_mode="stretch_width"
-        )
-        self.status = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.sample_pane = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.batch_pane = pn.pane.HTML("", sizing_mode="stretch_width")
+        text = {"sizing_mode": "stretch_width", "stylesheets": [_CSS]}
+        self.help_pane = pn.pane.HTML(f"<p><i>{html.escape(self.help)}</i></p>", **text)
+        self.status = pn.pane.HTML("", **text)
+        self.sample_pane = pn.pane.HTML("", **text)
+        self.batch_pane = pn.pane.HTML("", **text)
 
-        # Table of samples, sortable by any column.
-        self.table = pn.widgets.Tabulator(
-            pd.DataFrame(),
-            pagination="remote",
-            page_size=12,
-            disabled=True,
-            selectable=1,
-            show_index=False,
+        # Table of samples, sortable by any column (click its header).
+        self.rows = ColumnDataSource({"sample": [], "loss": []})
+        self.table = DataTable(
+            source=self.rows,
+            columns=[],
+            sortable=True,
+            selectable=True,
+            index_position=None,
+            height=300,
             sizing_mode="stretch_width",
         )
-        self.table.param.watch(self._on_table_selection, "selection")
+        self.rows.selected.on_change("indices", self._on_table_indices)
 
         # Plots, built once; their sources change in place.
         self.bars = ColumnDataSource(
@@ -194,6 +202,7 @@ class LossTab(Tab):
         self.bar_pane = pn.pane.Bokeh(self.bar_figure, sizing_mode="stretch_width")
         self.scatter_pane = pn.pane.Bokeh(self.scatter_figure)
         self.curve_pane = pn.pane.Bokeh(self.curve_figure, sizing_mode="stretch_width")
+        self.table_pane = pn.pane.Bokeh(self.table, sizing_mode="stretch_width")
         self._layout = pn.Column(
             self.help_pane,
             self.status,
@@ -201,10 +210,8 @@ class LossTab(Tab):
             pn.Row(self.bar_pane, self.scatter_pane, sizing_mode="stretch_width"),
             self.sample_pane,
             self.batch_pane,
-            self.table,
+            self.table_pane,
             self.curve_pane,
-            stylesheets=[_CSS],
-            css_classes=["gn-loss"],
             sizing_mode="stretch_width",
         )
 
@@ -223,10 +230,11 @@ class LossTab(Tab):
     def _on_output_select_value(self, _: Any) -> None:
         self._on_state()
 
-    def _on_table_selection(self, event: Any) -> None:
-        if not event.new or self.table.value is None or self.table.value.empty:
+    def _on_table_indices(self, _attr: str, _old: Any, new: Any) -> None:
+        samples = self.rows.data.get("sample", [])
+        if not new or new[0] >= len(samples):
             return
-        position = int(self.table.value["sample"].iloc[event.new[0]])
+        position = int(samples[new[0]])
         if self.split_select.value == "batch":
             self.state.sample = position
         else:
@@ -308,7 +316,7 @@ class LossTab(Tab):
         self._update_scatter(values)
         self._update_sample(values, chosen)
         self._update_batch(values)
-        self._update_table(values)
+        self._update_table(values, chosen)
 
     def _update_empty(self) -> None:
         if self.state.session is None:
@@ -322,7 +330,7 @@ class LossTab(Tab):
         self.batch_pane.object = ""
         self.bars.data = {"x": [], "loss": [], "sample": [], "row": [], "color": []}
         self.points.data = {"y": [], "y_hat": [], "sample": [], "loss": []}
-        self.table.value = pd.DataFrame()
+        self.rows.data = {"sample": [], "loss": []}
 
     def _update_curve(self) -> None:
         """Draw the whole-run curves once per session (the cursor line moves alone)."""
@@ -465,7 +473,7 @@ class LossTab(Tab):
             f"<pre>{html.escape(str(out))}</pre></div>"
         )
 
-    def _update_table(self, values: dict[str, Any]) -> None:
+    def _update_table(self, values: dict[str, Any], chosen: int) -> None:
         per_sample = values["per_sample"]
         order = self._sample_order
         data = self.state.session.dataset
@@ -486,4 +494,22 @@ class LossTab(Tab):
                 frame[f"y{suffix}"] = y[order, k]
                 frame[f"y_hat{suffix}"] = y_hat[order, k]
         frame["loss"] = per_sample[order]
-        self.table.value = pd.DataFrame(frame)
+        if list(frame) != [c.field for c in self.table.columns]:
+            self.table.columns = [
+                _column(name, np.asarray(values)) for name, values in frame.items()
+            ]
+        self.rows.data = frame
+        # Show the chosen sample as the table's selection.
+        if self.split_select.value == "batch":
+            position = int(np.flatnonzero(order == chosen)[0])
+            if list(self.rows.selected.indices) != [position]:
+                self.rows.selected.indices = [position]
+
+
+def _column(name: str, values: np.ndarray) -> TableColumn:
+    """Return a table column; numbers right-aligned with up to 6 decimals."""
+    if values.dtype.kind == "f":
+        return TableColumn(
+            field=name, title=name, formatter=NumberFormatter(format="0.[000000]")
+        )
+    return TableColumn(field=name, title=name)
