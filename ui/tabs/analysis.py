@@ -71,6 +71,7 @@ class AnalysisTab(Tab):
         super().__init__(**params)
         self._shown_session: Any = None
         self._series: Any = None
+        self._series_steps = 0
         self._views: dict[str, Any] = {}
         self._run_activations: dict[str, Any] = {}
 
@@ -128,6 +129,9 @@ class AnalysisTab(Tab):
             self._shown_session = session
             self._run_activations = {}
             self._build_session_views()
+        elif session.n_steps != self._series_steps:
+            # A run still being recorded has grown.
+            self._update_run_series()
         self._status.object = (
             f"<p>Step <b>{self.state.step}</b> of {session.n_steps}.</p>"
         )
@@ -158,16 +162,14 @@ class AnalysisTab(Tab):
 
     def _build_session_views(self) -> None:
         """Build every figure for a newly opened session (the layer count varies)."""
-        session = self.state.session
         names = self._layer_names()
         colors = class_colors(len(names))
-        self._series = series = session.series()
         views: dict[str, Any] = {"names": names}
 
-        # Whole-run lines, decimated once.
-        for key, values, title in (
-            ("grad", series.grad_norms, "|dW| per step (log scale)"),
-            ("ratio", series.update_ratios, "|update of W| / |W| per step (log)"),
+        # Whole-run lines (filled by _update_run_series).
+        for key, title in (
+            ("grad", "|dW| per step (log scale)"),
+            ("ratio", "|update of W| / |W| per step (log)"),
         ):
             fig = new_figure(
                 title,
@@ -175,13 +177,9 @@ class AnalysisTab(Tab):
                 y_axis_type="log",
                 x_axis_label="step",
             )
-            xs, ys = metrics.decimate(
-                series.step, finite_or_nan(values, positive=True), MAX_SERIES_POINTS
-            )
             sources = []
             for i, name in enumerate(names):
                 source = empty_source(["x", "y"])
-                source.data = {"x": xs, "y": ys[:, i] if ys.ndim == 2 else ys}
                 fig.line("x", "y", source=source, color=colors[i], legend_label=name)
                 sources.append(source)
             dots = empty_source(["x", "y", "color"])
@@ -275,6 +273,22 @@ class AnalysisTab(Tab):
         self._run_plots.objects = views["run_panes"]
         self._weights.objects = views["weight_panes"]
         self._views = views
+        self._update_run_series()
+
+    def _update_run_series(self) -> None:
+        """Read the whole-run series and draw them decimated (again if it grew)."""
+        session = self.state.session
+        self._series = series = session.series()
+        self._series_steps = session.n_steps
+        for key, values in (
+            ("grad", series.grad_norms),
+            ("ratio", series.update_ratios),
+        ):
+            xs, ys = metrics.decimate(
+                series.step, finite_or_nan(values, positive=True), MAX_SERIES_POINTS
+            )
+            for i, source in enumerate(self._views[f"{key}_sources"]):
+                source.data = {"x": xs, "y": ys[:, i]}
 
     # -- cheap per-step updates --------------------------------------------------
 

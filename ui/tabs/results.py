@@ -66,6 +66,7 @@ class ResultsTab(Tab):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._shown_session: Any = None
+        self._curve_steps = 0
         self._grids: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._grid_frame: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 1.0)
 
@@ -251,6 +252,9 @@ class ResultsTab(Tab):
             self._shown_session = session
             self._grids.clear()
             self._update_session()
+        elif session.n_steps != self._curve_steps:
+            # A run still being recorded has grown: draw its new epochs.
+            self._update_curves()
         traces = {s: self.state.predict(s) for s in _SPLITS}
         if traces["train"] is None:
             self._summary.object = empty_note(
@@ -497,6 +501,7 @@ class ResultsTab(Tab):
     def _update_curves(self) -> None:
         """Draw the recorded per-epoch metrics (once per session)."""
         epochs = self.state.session.epochs()
+        self._curve_steps = self.state.session.n_steps
         x = epochs.step + 1
         for name in ("loss", "accuracy"):
             for split in _SPLITS:
