@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import html
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from tiny_runs import record_run
 from engine import events as ev
 from ui import explain
 from ui.state import AppState
-from ui.tabs.forward import ForwardTab
+from ui.tabs.forward import ForwardTab, heat_grid
 
 
 @pytest.fixture
@@ -171,3 +173,18 @@ def test_without_session_the_tab_says_what_to_do() -> None:
     tab = ForwardTab(state=AppState())
     tab.refresh()
     assert "Open a session" in tab.status.object
+
+
+def test_large_weight_matrices_are_drawn_as_a_small_image() -> None:
+    W = np.random.default_rng(0).normal(size=(64, 32))
+    W[3, 4] = np.nan
+    out = heat_grid(W, np.zeros(32), selected=5, highlight=False)
+    assert out.startswith('<img src="data:image/png;base64,')
+    png = base64.b64decode(out.split("base64,")[1].split('"')[0])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    px = 480 // 64
+    assert (width, height) == (32 * px, 65 * px)
+    assert len(out) < 40_000
+    small = heat_grid(W[:4, :3], np.zeros(3), selected=None, highlight=False)
+    assert "<table>" in small and explain.fmt(W[0, 0], 3) in small

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -13,11 +16,11 @@ from ui import explain
 from ui.state import describe_operation
 from ui.tabs.base import Tab
 
-__all__ = ["ForwardTab", "LayerValues", "heat_cells", "heat_grid"]
+__all__ = ["ForwardTab", "LayerValues", "heat_cells", "heat_grid", "heat_image"]
 
 MAX_NUMBERS = 240
-"""Largest weight matrix (in entries) whose numbers are printed in the cells;
-larger ones are drawn as colors only, each value in the cell's tooltip."""
+"""Largest weight matrix (in entries) whose numbers are printed in a table;
+larger ones are drawn as an image, one colored square per weight."""
 MAX_VECTOR_NUMBERS = 32
 """Longest vector whose numbers are printed in its cells."""
 
@@ -28,7 +31,6 @@ th { background: #f4f4f4; font-weight: 600; }
 td.gn-label { text-align: left; background: #fafafa; font-weight: 600; }
 .gn-now { outline: 3px solid #f0a500; background: #fff4d6; }
 .gn-sel { outline: 2px solid #222; }
-.gn-small td { min-width: 10px; height: 12px; padding: 0; }
 pre { white-space: pre-wrap; font-size: 13px; background: #f8f8f8;
   padding: 6px; border: 1px solid #e5e5e5; }
 h4 { margin: 8px 0 2px 0; }
@@ -129,25 +131,82 @@ def heat_cells(
 def heat_grid(
     W: np.ndarray, b: np.ndarray, *, selected: int | None, highlight: bool
 ) -> str:
-    """Return an HTML table of ``W`` (n_in rows, n_out columns) and ``b`` below."""
-    numbers = W.size <= MAX_NUMBERS
+    """Return ``W`` (n_in rows, n_out columns) and ``b`` below, colored by value.
+
+    Small matrices become a table with every number; larger ones an image
+    (one square per weight) so a 64 x 64 layer stays a few kilobytes.
+    """
+    if W.size > MAX_NUMBERS:
+        return heat_image(np.vstack([W, b[None, :]]), selected=selected)
     finite = W[np.isfinite(W)]
     scale = float(np.abs(finite).max()) if finite.size else 0.0
-    small = "" if numbers else ' class="gn-small"'
     rows = [
         f'<tr><td class="gn-label">W[{i}]</td>'
         + heat_cells(
-            W[i], numbers=numbers, selected=selected, highlight=highlight, scale=scale
+            W[i], numbers=True, selected=selected, highlight=highlight, scale=scale
         )
         + "</tr>"
         for i in range(W.shape[0])
     ]
     rows.append(
         '<tr><td class="gn-label">b</td>'
-        + heat_cells(b, numbers=numbers, selected=selected, highlight=highlight)
+        + heat_cells(b, numbers=True, selected=selected, highlight=highlight)
         + "</tr>"
     )
-    return f"<table{small}>{''.join(rows)}</table>"
+    return f"<table>{''.join(rows)}</table>"
+
+
+def heat_image(M: np.ndarray, *, selected: int | None) -> str:
+    """Return an ``<img>`` of ``M`` (rows W[0..n_in-1] then b), one square per entry.
+
+    Blue below 0, red above, white at 0, gray where not finite; the selected
+    column is framed in black.
+    """
+    n_rows, n_cols = M.shape
+    px = int(max(2, min(10, 480 // max(n_rows, n_cols))))
+    finite = np.isfinite(M)
+    scale = float(np.abs(M[finite]).max()) if finite.any() else 0.0
+    t = np.clip(np.where(finite, M, 0.0) / (scale or 1.0), -1.0, 1.0)
+    fade = (255 - 175 * np.abs(t)).astype(np.uint8)
+    rgb = np.empty((n_rows, n_cols, 3), dtype=np.uint8)
+    rgb[..., 0] = np.where(t > 0, 255, fade)
+    rgb[..., 1] = fade
+    rgb[..., 2] = np.where(t > 0, fade, 255)
+    rgb[~finite] = 187
+    img = np.repeat(np.repeat(rgb, px, axis=0), px, axis=1)
+    # The bias row is set off by a gray line.
+    img[(n_rows - 1) * px, :] = 128
+    if selected is not None and 0 <= selected < n_cols:
+        left, right = selected * px, (selected + 1) * px - 1
+        img[:, left] = 0
+        img[:, right] = 0
+    data = base64.b64encode(_png(img)).decode("ascii")
+    return (
+        f'<img src="data:image/png;base64,{data}" width="{n_cols * px}" '
+        f'height="{n_rows * px}" style="image-rendering: pixelated" '
+        f'alt="W and b: {n_rows - 1} x {n_cols}, last row b">'
+        f"<p>{n_rows - 1} × {n_cols} weights, bias in the last row; colors from "
+        f"{explain.fmt(-scale)} (blue) to {explain.fmt(scale)} (red); the "
+        "selected unit's column is framed.</p>"
+    )
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    """Encode an RGB array of shape (height, width, 3), uint8, as a PNG file."""
+    height, width, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(height))
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(tag + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 class ForwardTab(Tab):
