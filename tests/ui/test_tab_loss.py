@@ -149,3 +149,17 @@ def test_without_session_the_tab_says_what_to_do() -> None:
     tab = LossTab(state=AppState())
     tab.refresh()
     assert "Open a session" in tab.status.object
+
+
+def test_moving_between_operations_resends_only_the_highlight(tab: LossTab) -> None:
+    state = tab.state
+    state.go_to(12)
+    bars, rows = tab.bars.data, tab.rows.data
+    kinds = [e.kind for e in state.events]
+    state.op = kinds.index("loss_computed")
+    assert 'class="gn-now"' in tab.batch_pane.object
+    assert tab.bars.data is bars and tab.rows.data is rows
+    state.op = 0
+    assert "gn-now" not in tab.batch_pane.object
+    state.sample = 2
+    assert tab.bars.data is not bars

@@ -90,6 +90,7 @@ class LossTab(Tab):
         super().__init__(**params)
         self._session_shown: Any = None
         self._sample_order: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._shown: tuple[Any, ...] | None = None
         self.row = 0
 
         # Controls.
@@ -310,15 +311,28 @@ class LossTab(Tab):
             chosen = min(self.state.sample, n - 1)
         else:
             chosen = min(self.row, n - 1)
-        self._update_status(values)
         self._update_outputs(values)
-        self._update_bars(values, chosen)
-        self._update_scatter(values)
-        self._update_sample(values, chosen)
+        key = (
+            id(self.state.session),
+            self.state.step,
+            self.split_select.value,
+            self.sort_toggle.value,
+            self.output_select.value,
+            chosen,
+        )
+        # NOTE: moving between operations of one step changes only the
+        # highlight, so the plots and table are not sent to the browser again.
+        if key != self._shown:
+            self._shown = key
+            self._update_status(values)
+            self._update_bars(values, chosen)
+            self._update_scatter(values)
+            self._update_sample(values, chosen)
+            self._update_table(values, chosen)
         self._update_batch(values)
-        self._update_table(values, chosen)
 
     def _update_empty(self) -> None:
+        self._shown = None
         if self.state.session is None:
             text = "Open a session to see its losses."
         elif self.split_select.value == "test":
