@@ -135,14 +135,15 @@ def weighted_sum(
     """
     x = np.asarray(a_prev, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
-    products = x * w
+    with np.errstate(all="ignore"):  # a diverged run holds huge or inf values
+        products = x * w
+        total = float(np.dot(x, w) + b)
+        scale = float(np.abs(products).sum() + abs(b))
     parts = [f"{_operand(xi)} × {_operand(wi)}" for xi, wi in zip(x, w, strict=True)]
     parts.append(_operand(b))
     text = f"z_{unit} = " + _join_sum(parts) + f" = {fmt(z, VALUE_DIGITS)}"
     notes: tuple[str, ...] = ()
-    total = float(np.dot(x, w) + b)
-    scale = float(np.abs(products).sum() + abs(b))
-    if not abs(total - float(z)) <= 1e-9 * max(scale, 1.0):
+    if math.isfinite(total) and not abs(total - float(z)) <= 1e-9 * max(scale, 1.0):
         notes = (
             f"These numbers add up to {fmt(total, VALUE_DIGITS)}, not the recorded "
             f"{fmt(z, VALUE_DIGITS)}: the recorded values do not agree.",
@@ -278,24 +279,27 @@ def sample_loss(
     k = yh.size
     result = fmt(value, VALUE_DIGITS)
     notes: list[str] = []
-    if loss.name == "mse":
-        terms = (yh - yt) ** 2
-        parts = [f"({fmt(p)} - {_operand(t)})^2" for p, t in zip(yh, yt, strict=True)]
-        text = f"L = 1/{k} × [{_join_sum(parts)}] = {result}"
-    elif loss.name == "binary_cross_entropy":
-        eps = clip_eps(yh.dtype)
-        p = np.clip(yh, eps, 1.0 - eps)
-        terms = -(yt * np.log(p) + (1.0 - yt) * np.log1p(-p))
-        parts = [
-            f"[{fmt(t)} log({fmt(q)}) + (1 - {fmt(t)}) log(1 - {fmt(q)})]"
-            for q, t in zip(p, yt, strict=True)
-        ]
-        text = f"L = -1/{k} × ({_join_sum(parts)}) = {result}"
-    else:
-        p = np.clip(yh, clip_eps(yh.dtype), 1.0)
-        terms = -(yt * np.log(p))
-        parts = [f"{fmt(t)} log({fmt(q)})" for q, t in zip(p, yt, strict=True)]
-        text = f"L = -({_join_sum(parts)}) = {result}"
+    with np.errstate(all="ignore"):  # a diverged run holds huge or inf values
+        if loss.name == "mse":
+            terms = (yh - yt) ** 2
+            parts = [
+                f"({fmt(p)} - {_operand(t)})^2" for p, t in zip(yh, yt, strict=True)
+            ]
+            text = f"L = 1/{k} × [{_join_sum(parts)}] = {result}"
+        elif loss.name == "binary_cross_entropy":
+            eps = clip_eps(yh.dtype)
+            p = np.clip(yh, eps, 1.0 - eps)
+            terms = -(yt * np.log(p) + (1.0 - yt) * np.log1p(-p))
+            parts = [
+                f"[{fmt(t)} log({fmt(q)}) + (1 - {fmt(t)}) log(1 - {fmt(q)})]"
+                for q, t in zip(p, yt, strict=True)
+            ]
+            text = f"L = -1/{k} × ({_join_sum(parts)}) = {result}"
+        else:
+            p = np.clip(yh, clip_eps(yh.dtype), 1.0)
+            terms = -(yt * np.log(p))
+            parts = [f"{fmt(t)} log({fmt(q)})" for q, t in zip(p, yt, strict=True)]
+            text = f"L = -({_join_sum(parts)}) = {result}"
     if z is not None and loss.name in FUSED_FORMULAS:
         zr = np.asarray(z, dtype=np.float64)
         notes.append(

@@ -154,8 +154,14 @@ class AppState(param.Parameterized):
 
     @property
     def event(self) -> ev.Event | None:
-        """Return the event under the cursor, or None without a session."""
-        return self.events[self.op] if self.events else None
+        """Return the event under the cursor, or None without a session.
+
+        While a new step's events are being set, ``op`` may still point past
+        their end for a moment; the last event is returned then.
+        """
+        if not self.events:
+            return None
+        return self.events[min(self.op, len(self.events) - 1)]
 
     def operations(self) -> list[str]:
         """Return the label of every operation of the step, in order."""

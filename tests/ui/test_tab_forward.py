@@ -188,3 +188,13 @@ def test_large_weight_matrices_are_drawn_as_a_small_image() -> None:
     assert len(out) < 40_000
     small = heat_grid(W[:4, :3], np.zeros(3), selected=None, highlight=False)
     assert "<table>" in small and explain.fmt(W[0, 0], 3) in small
+
+
+def test_next_step_from_the_last_operation_of_a_longer_step(tab: ForwardTab) -> None:
+    state = tab.state
+    epochs = state.session.epochs()
+    state.go_to(int(epochs.step[0]))  # ends an epoch: one event more than the next
+    state.op = len(state.events) - 1
+    state.next_op()
+    assert (state.step, state.op) == (int(epochs.step[0]) + 1, 0)
+    assert "operation 0: batch sampled" in tab.status.object

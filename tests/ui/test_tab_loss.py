@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,13 @@ import pytest
 from tiny_runs import record_run
 
 from engine import events as ev
+from engine.config import TrainingConfig
+from engine.network import LayerSpec, NetworkSpec
+from sessions import record
+from sessions.datasets import load_dataset
 from ui import explain
 from ui.state import AppState
+from ui.tabs.forward import ForwardTab
 from ui.tabs.loss import MAX_CURVE_POINTS, LossTab, decimate
 
 
@@ -163,3 +169,23 @@ def test_moving_between_operations_resends_only_the_highlight(tab: LossTab) -> N
     assert "gn-now" not in tab.batch_pane.object
     state.sample = 2
     assert tab.bars.data is not bars
+
+
+def test_a_diverged_run_shows_inf_without_errors(tmp_path: Path) -> None:
+    data = load_dataset("sine", n_samples=60, seed=1)
+    spec = NetworkSpec(1, (LayerSpec(8, "relu"), LayerSpec(1, "linear")))
+    cfg = TrainingConfig(optimizer="sgd", lr=1e9, epochs=5, batch_size=10, seed=0)
+    path = tmp_path / "diverged.session"
+    assert record(spec, cfg, data, path) == "diverged"
+    state = AppState()
+    assert state.open(path)
+    tabs = [LossTab(state=state), ForwardTab(state=state)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for tab in tabs:
+            state.tab = tab.index
+            state.go_to(state.n_steps - 1)
+            for op in range(len(state.events)):
+                state.op = op
+    assert "mean loss inf" in tabs[0].status.object
+    assert "= inf</pre>" in tabs[0].sample_pane.object
