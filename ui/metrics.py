@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "bucket_summary",
     "DEAD_TOLERANCE",
     "EARLY_STEPS",
     "EXPLODING_ABSOLUTE",
@@ -523,6 +524,59 @@ def decimate(
     ys = np.empty((2 * n_buckets, flat.shape[1]))
     ys[0::2], ys[1::2] = lo, hi
     return xs, ys.reshape((2 * n_buckets, *y.shape[1:]))
+
+
+def bucket_summary(
+    x: NDArray[np.floating] | NDArray[np.integer],
+    y: Array,
+    max_points: int = 2000,
+) -> tuple[Array, Array, Array, Array]:
+    """Summarize a long series by buckets of consecutive steps: min, median, max.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n,)
+        Increasing positions (steps).
+    y : ndarray of shape (n, n_series)
+        Values, one column per series.
+    max_points : int
+        At most this many buckets.
+
+    Returns
+    -------
+    x, lo, mid, hi : ndarray
+        ``x`` of shape (n_buckets,) is each bucket's first position; the
+        others, of shape (n_buckets, n_series), its minimum, median and maximum
+        (ignoring NaN; all NaN stays NaN).  When ``n <= max_points`` every
+        point is its own bucket, so the three are ``y`` itself.
+
+    Examples
+    --------
+    >>> x, lo, mid, hi = bucket_summary(np.arange(6), np.c_[[1.0, 5, 2, 2, 9, 0]], 2)
+    >>> x.tolist(), lo.ravel().tolist(), mid.ravel().tolist(), hi.ravel().tolist()
+    ([0.0, 3.0], [1.0, 0.0], [2.0, 2.0], [5.0, 9.0])
+    """
+    if max_points < 1:
+        msg = f"max_points must be at least 1; got {max_points!r}."
+        raise ValueError(msg)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(x.shape[0], -1)
+    n = x.shape[0]
+    if n <= max_points:
+        return x, y, y, y
+    edges = np.linspace(0, n, max_points + 1).astype(np.int64)
+    starts = edges[:-1]
+    with np.errstate(all="ignore"):
+        lo = np.fmin.reduceat(y, starts, axis=0)
+        hi = np.fmax.reduceat(y, starts, axis=0)
+    mid = np.empty_like(lo)
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        block = y[a:b]
+        finite = ~np.isnan(block)
+        for j in range(block.shape[1]):
+            column = block[finite[:, j], j]
+            mid[i, j] = np.median(column) if column.size else np.nan
+    return x[starts], lo, mid, hi
 
 
 def sampled_steps(n_steps: int, interval: int, max_samples: int = 40) -> list[int]:

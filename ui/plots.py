@@ -12,11 +12,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from bokeh.models import ColumnDataSource, FixedTicker, PlainText, Span
+from bokeh.models import (
+    BasicTickFormatter,
+    ColumnDataSource,
+    FixedTicker,
+    PlainText,
+    Span,
+)
 from bokeh.palettes import Category10, Turbo256
 from bokeh.plotting import figure
 
 __all__ = [
+    "TABLE_CSS",
     "class_colors",
     "cursor_span",
     "empty_note",
@@ -26,6 +33,14 @@ __all__ = [
     "plain",
     "set_class_ticks",
 ]
+
+#: Spacing for the metric tables.
+TABLE_CSS = """
+table { border-collapse: collapse; }
+th, td { padding: 2px 10px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr:nth-child(even) { background: #f4f6f8; }
+"""
 
 
 def new_figure(title: str, **kwargs: Any) -> figure:
@@ -39,6 +54,8 @@ def new_figure(title: str, **kwargs: Any) -> figure:
     options.update(kwargs)
     fig = figure(**options)
     fig.toolbar.logo = None
+    # Steps read as 54321, not 5.432e+4.
+    fig.xaxis.formatter = BasicTickFormatter(use_scientific=False)
     return fig
 
 

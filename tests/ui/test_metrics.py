@@ -167,3 +167,18 @@ def test_decimate_works_column_by_column() -> None:
     assert ys[:, 1].tolist() == [-4.0, 0.0, -9.0, -5.0]
     with pytest.raises(ValueError, match="at least 2"):
         m.decimate(np.arange(3), np.arange(3.0), 1)
+
+
+def test_bucket_summary_gives_min_median_max_per_bucket() -> None:
+    y = np.column_stack([np.arange(12.0), np.r_[np.full(6, np.nan), np.arange(6.0)]])
+    x, lo, mid, hi = m.bucket_summary(np.arange(12), y, 3)
+    assert x.tolist() == [0.0, 4.0, 8.0]
+    assert lo[:, 0].tolist() == [0.0, 4.0, 8.0]
+    assert mid[:, 0].tolist() == [1.5, 5.5, 9.5]
+    assert hi[:, 0].tolist() == [3.0, 7.0, 11.0]
+    # NaN is ignored; an all-NaN bucket stays NaN.
+    assert np.isnan(mid[0, 1]) and mid[1, 1] == 0.5 and hi[2, 1] == 5.0
+    same = m.bucket_summary(np.arange(3), np.ones((3, 2)), 10)
+    assert all(part.shape == (3, 2) for part in same[1:])
+    with pytest.raises(ValueError, match="at least 1"):
+        m.bucket_summary(np.arange(3), np.ones((3, 1)), 0)

@@ -17,7 +17,7 @@ from analysis_runs import (
 from engine.network import forward
 from ui import metrics
 from ui.state import AppState
-from ui.tabs.analysis import HIST_BINS, PERCENTILES, AnalysisTab
+from ui.tabs.analysis import HIST_BINS, MAX_SERIES_POINTS, PERCENTILES, AnalysisTab
 
 
 def _tab(path: Path) -> AnalysisTab:
@@ -141,13 +141,19 @@ def test_activations_over_the_run_are_sampled_and_exact(runs) -> None:
 def test_long_run_is_decimated_and_the_cursor_stays_exact(tmp_path: Path) -> None:
     tab = _tab(record_long(tmp_path, epochs=500))  # 5,000 steps
     assert tab.state.n_steps == 5000
-    for key in ("grad", "ratio"):
-        for source in tab._views[f"{key}_sources"]:
-            assert len(source.data["x"]) <= 2000
+    series = tab.state.session.series()
+    for key, values in (("grad", series.grad_norms), ("ratio", series.update_ratios)):
+        for i, source in enumerate(tab._views[f"{key}_sources"]):
+            data = source.data
+            assert len(data["x"]) == MAX_SERIES_POINTS
+            assert (data["lo"] <= data["y"]).all() and (data["y"] <= data["hi"]).all()
+            finite = values[:, i][values[:, i] > 0]
+            assert data["hi"].max() == finite.max()
+            assert data["lo"].min() == finite.min()
+    assert "5000 steps drawn as 1000 buckets" in tab._series_note.object
     run = tab.run_activations()
     assert len(run["steps"]) <= 40 and run["steps"][-1] == 5000
     assert all(s % tab.state.session.keyframe_interval == 0 for s in run["steps"][:-1])
-    series = tab.state.session.series()
     times = []
     for step in (4321, 4322, 17, 2999):
         start = time.perf_counter()

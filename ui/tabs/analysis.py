@@ -15,6 +15,7 @@ from bokeh.palettes import RdBu11
 from engine.network import forward
 from ui import metrics
 from ui.plots import (
+    TABLE_CSS,
     class_colors,
     cursor_span,
     empty_note,
@@ -28,8 +29,8 @@ __all__ = ["AnalysisTab"]
 
 logger = logging.getLogger(__name__)
 
-#: At most this many points per whole-run line.
-MAX_SERIES_POINTS = 2000
+#: At most this many buckets per whole-run line (each: min, median, max).
+MAX_SERIES_POINTS = 1000
 #: Steps sampled for the activations over the run.
 RUN_SAMPLES = 40
 #: Training rows used for the activations over the run (the first ones).
@@ -79,8 +80,12 @@ class AnalysisTab(Tab):
             f"<p><b>{html.escape(self.help)}</b></p>", sizing_mode="stretch_width"
         )
         self._status = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._verdicts = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._units = pn.pane.HTML("", sizing_mode="stretch_width")
+        self._verdicts = pn.pane.HTML(
+            "", sizing_mode="stretch_width", stylesheets=[TABLE_CSS]
+        )
+        self._units = pn.pane.HTML(
+            "", sizing_mode="stretch_width", stylesheets=[TABLE_CSS]
+        )
         self._ratio_note = pn.pane.HTML(
             "<p>Each line is |change of W| / |W| for one step. A common rule of "
             f"thumb puts it near {metrics.UPDATE_RATIO_GUIDE:g} (the grey line): "
@@ -89,6 +94,7 @@ class AnalysisTab(Tab):
             sizing_mode="stretch_width",
         )
         self._run_note = pn.pane.HTML("", sizing_mode="stretch_width")
+        self._series_note = pn.pane.HTML("", sizing_mode="stretch_width")
         self._histograms = pn.Row(sizing_mode="stretch_width")
         self._run_plots = pn.Row(sizing_mode="stretch_width")
         self._weights = pn.Row(sizing_mode="stretch_width")
@@ -105,6 +111,7 @@ class AnalysisTab(Tab):
             self._run_note,
             self._run_plots,
             pn.pane.HTML("<h3>Gradient norms per layer</h3>"),
+            self._series_note,
             self._grad_pane,
             self._verdicts,
             pn.pane.HTML("<h3>Update size relative to the weights</h3>"),
@@ -179,7 +186,9 @@ class AnalysisTab(Tab):
             )
             sources = []
             for i, name in enumerate(names):
-                source = empty_source(["x", "y"])
+                source = empty_source(["x", "y", "lo", "hi"])
+                # Long runs: a band from each bucket's min to max, the median on top.
+                fig.varea("x", "lo", "hi", source=source, color=colors[i], alpha=0.25)
                 fig.line("x", "y", source=source, color=colors[i], legend_label=name)
                 sources.append(source)
             dots = empty_source(["x", "y", "color"])
@@ -284,11 +293,19 @@ class AnalysisTab(Tab):
             ("grad", series.grad_norms),
             ("ratio", series.update_ratios),
         ):
-            xs, ys = metrics.decimate(
+            xs, lo, mid, hi = metrics.bucket_summary(
                 series.step, finite_or_nan(values, positive=True), MAX_SERIES_POINTS
             )
             for i, source in enumerate(self._views[f"{key}_sources"]):
-                source.data = {"x": xs, "y": ys[:, i]}
+                source.data = {"x": xs, "y": mid[:, i], "lo": lo[:, i], "hi": hi[:, i]}
+        n = len(series.step)
+        self._series_note.object = (
+            ""
+            if n <= MAX_SERIES_POINTS
+            else f"<p>{n} steps drawn as {MAX_SERIES_POINTS} buckets of about "
+            f"{n // MAX_SERIES_POINTS} steps: the line is each bucket's median, the "
+            "band its minimum to maximum. The dots show the cursor's exact step.</p>"
+        )
 
     # -- cheap per-step updates --------------------------------------------------
 
@@ -475,7 +492,7 @@ class AnalysisTab(Tab):
                 **{f"p{q}": values[:, j] for j, q in enumerate(PERCENTILES)},
             }
         self._run_note.object = (
-            f"<p>Sampled, not every step: percentiles 5-95 (light band), 25-75 "
+            f"<p>Percentiles 5-95 (light band), 25-75 "
             f"(dark band) and the median of each layer's activations over the "
             f"first {run['rows']} training samples, at {len(run['steps'])} sampled "
             "steps (each point uses the parameters before that step's update; "

@@ -16,6 +16,7 @@ from bokeh.palettes import Blues256, RdBu11
 from engine.network import forward
 from ui import metrics
 from ui.plots import (
+    TABLE_CSS,
     class_colors,
     cursor_span,
     empty_note,
@@ -75,7 +76,9 @@ class ResultsTab(Tab):
             f"<p><b>{html.escape(self.help)}</b></p>", sizing_mode="stretch_width"
         )
         self._summary = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._tables = pn.pane.HTML("", sizing_mode="stretch_width")
+        self._tables = pn.pane.HTML(
+            "", sizing_mode="stretch_width", stylesheets=[TABLE_CSS]
+        )
 
         # Confusion matrices, one per split.
         self._confusion: dict[str, dict[str, Any]] = {}
@@ -144,13 +147,17 @@ class ResultsTab(Tab):
             text_color="text_color",
         )
         fig.grid.visible = False
-        pane = pn.pane.Bokeh(fig, sizing_mode="stretch_width")
+        # NOTE: hide the Column around a Bokeh pane: the pane's own
+        # ``visible`` does not reach the figure.
+        pane = pn.Column(
+            pn.pane.Bokeh(fig, sizing_mode="stretch_width"), sizing_mode="stretch_width"
+        )
         return {"fig": fig, "source": source, "pane": pane}
 
     def _build_boundary(self) -> dict[str, Any]:
-        fig = new_figure("Decision boundary", height=420, match_aspect=True)
+        fig = new_figure("Decision boundary", height=420)
         image = empty_source(["image", "x", "y", "dw", "dh"])
-        mapper = LinearColorMapper(palette=RdBu11[::-1], low=0.0, high=1.0)
+        mapper = LinearColorMapper(palette=RdBu11, low=0.0, high=1.0)
         fig.image(
             image="image",
             x="x",
@@ -208,7 +215,11 @@ class ResultsTab(Tab):
                 legend_label=f"{split} data",
             )
         fig.legend.location = "top_left"
-        pane = pn.pane.Bokeh(fig, sizing_mode="stretch_width", visible=False)
+        pane = pn.Column(
+            pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+            visible=False,
+        )
         return {"fig": fig, "identity": identity, "points": points, "pane": pane}
 
     def _build_curves(self) -> dict[str, Any]:
@@ -228,7 +239,10 @@ class ResultsTab(Tab):
             fig.legend.location = "top_right" if name == "loss" else "bottom_right"
             out[f"{name}_span"] = cursor_span(fig)
             out[f"{name}_fig"] = fig
-            out[f"{name}_pane"] = pn.pane.Bokeh(fig, sizing_mode="stretch_width")
+            out[f"{name}_pane"] = pn.Column(
+                pn.pane.Bokeh(fig, sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+            )
         # The cursor's own accuracy: on the curve whenever it sits on an epoch end.
         out["accuracy_dot"] = empty_source(["x", "y"])
         out["accuracy_fig"].scatter(
@@ -414,11 +428,14 @@ class ResultsTab(Tab):
         names = self._class_names()
         colors = class_colors(len(names))
         fig = self._boundary["fig"]
+        fig.x_range.start, fig.x_range.end = self._grid_frame[:2]
+        fig.y_range.start, fig.y_range.end = self._grid_frame[2:]
         fig.xaxis[0].axis_label = plain(data.feature_names[0])
         fig.yaxis[0].axis_label = plain(data.feature_names[1])
         mapper = self._boundary["mapper"]
         if data.task == "binary":
-            mapper.palette = list(RdBu11[::-1])
+            # NOTE: Bokeh lists RdBu from blue to red: low (0) is blue.
+            mapper.palette = list(RdBu11)
             mapper.low, mapper.high = 0.0, 1.0
             shading = (
                 f"Background: the predicted probability of {html.escape(names[1])!s} "
