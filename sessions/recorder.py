@@ -23,6 +23,7 @@ from engine.optimizers import OPTIMIZERS
 from engine.trainer import Trainer
 from sessions.codec import encode_bundle, to_json
 from sessions.errors import RecordingError, SessionError
+from sessions.initial import apply_initial_values, normalize_initial_values, to_meta
 from sessions.schema import APPLICATION_ID, FORMAT_VERSION, SCHEMA
 from sessions.state import encode_event, encode_state, encode_summary
 
@@ -62,6 +63,16 @@ class Recorder:
         Replace an existing file instead of refusing.
     meta : dict or None
         Extra JSON-ready metadata (``parent``, ``fork_step``, ...).
+    initial_values : dict or list or None
+        Initial values set by hand, ``{(layer, "W" or "b", index): value}``:
+        written over the trainer's drawn initial parameters before the run
+        starts and listed in the meta key ``initial_values``.
+
+    Raises
+    ------
+    ConfigError
+        If a hand-set value names a layer, parameter or index the network
+        does not have, or is not a finite number.
     """
 
     def __init__(
@@ -74,6 +85,7 @@ class Recorder:
         keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL,
         overwrite: bool = False,
         meta: dict[str, Any] | None = None,
+        initial_values: Any = None,
     ) -> None:
         if type(keyframe_interval) is not int or keyframe_interval < 1:
             msg = f"keyframe_interval must be >= 1; got {keyframe_interval!r}."
@@ -81,6 +93,9 @@ class Recorder:
         if trainer.step_index != 0 or trainer.next_seq != 0:
             msg = "A recorder needs a trainer that has not started yet."
             raise SessionError(msg)
+        given = normalize_initial_values(initial_values, trainer.spec)
+        if given:
+            trainer.params = apply_initial_values(trainer.params, given)
         self.path = Path(path)
         self.trainer = trainer
         self.keyframe_interval = keyframe_interval
@@ -94,7 +109,10 @@ class Recorder:
         self._last_commit = time.monotonic()
         self.closed = False
         self._con = _create(self.path, overwrite)
-        self._write_header(title, description, meta or {})
+        extra = dict(meta or {})
+        if given:
+            extra["initial_values"] = to_meta(given)
+        self._write_header(title, description, extra)
         trainer.sink = self
 
     # -- the sink --------------------------------------------------------
@@ -257,13 +275,16 @@ def record(
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[Trainer], object] | None = None,
     meta: dict[str, Any] | None = None,
+    initial_values: Any = None,
 ) -> str:
     """Train and record a whole run into ``path``; return why it ended.
 
     ``should_stop()`` is polled before every step (the app's Stop button);
     ``progress(trainer)`` is called before every step.  Whatever ends the run
     (completion, a stop, divergence, an exception), everything recorded until
-    then is committed and the file is closed cleanly.
+    then is committed and the file is closed cleanly.  ``initial_values``
+    (``{(layer, "W" or "b", index): value}``) replaces drawn initial values by
+    hand-set ones; see :class:`Recorder`.
     """
     trainer = Trainer(spec, config, data)
     rec = Recorder(
@@ -274,6 +295,7 @@ def record(
         keyframe_interval=keyframe_interval,
         overwrite=overwrite,
         meta=meta,
+        initial_values=initial_values,
     )
 
     def before_step(t: Trainer) -> None:

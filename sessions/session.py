@@ -22,6 +22,7 @@ from engine.trainer import Trainer, TrainerState
 from sessions.codec import MAX_ARRAY_BYTES, decode_bundle, from_json
 from sessions.errors import SessionFormatError, SessionReproducibilityError
 from sessions.index import StepIndex, check_meta
+from sessions.initial import apply_initial_values, initial_values_from_meta
 from sessions.schema import check_schema
 from sessions.state import decode_state, decode_summary, encode_summary
 
@@ -96,6 +97,8 @@ class Session:
             self.spec = NetworkSpec.from_dict(self.meta["network"])
             self.config = TrainingConfig.from_dict(self.meta["config"])
             self.plan = check_meta(self.meta, self.spec, self.config, self.path)
+            # Values set by hand over the drawn initialization (none in old files).
+            self.initial_values = initial_values_from_meta(self.meta, self.spec)
             self.keyframe_interval = self.plan.keyframe_interval
         except SessionFormatError:
             self._con.close()
@@ -421,16 +424,18 @@ class Session:
         if step == 0 and not self._start_checked:
             # The first keyframe must be the initialization the seed gives.
             fresh = Trainer(self.spec, self.config, self.dataset).state()
+            start = apply_initial_values(fresh.params, self.initial_values)
             same = all(
                 np.array_equal(a[k], b[k])
-                for a, b in zip(fresh.params, state.params, strict=True)
+                for a, b in zip(start, state.params, strict=True)
                 for k in ("W", "b")
             )
             if not same or fresh.dropout_rng != state.dropout_rng:
                 msg = (
                     f"Step 0 of {self.path} does not reproduce: its keyframe is not "
-                    "the initialization its seed gives. The file was altered, or "
-                    "this machine draws random numbers differently."
+                    "the initialization its seed (and any hand-set values) give. "
+                    "The file was altered, or this machine draws random numbers "
+                    "differently."
                 )
                 raise SessionReproducibilityError(msg)
             self._start_checked = True

@@ -13,6 +13,7 @@ import engine
 from engine import events as ev
 from engine.trainer import Trainer
 from sessions.codec import decode_bundle, to_json
+from sessions.initial import apply_initial_values
 from sessions.session import Session
 from sessions.state import encode_event, encode_state, encode_summary
 
@@ -105,6 +106,8 @@ def _verify(
 
     log: list[ev.Event] = []
     trainer = Trainer(session.spec, session.config, session.dataset, log.append)
+    # Hand-set initial values (meta ``initial_values``) go over the drawn ones.
+    trainer.params = apply_initial_values(trainer.params, session.initial_values)
     trainer.begin()
     total = session.last_step + 1
     for step in range(total):
