@@ -196,7 +196,13 @@ def _read_array(entry: dict[str, Any], data: memoryview, what: str) -> np.ndarra
     arr: np.ndarray = np.frombuffer(
         data, dtype=dtype, count=math.prod(shape), offset=offset
     )
-    return arr.reshape(shape)
+    # NOTE: the bytes sit at any address in the blob; NumPy's SIMD loops and
+    # matrix products may round differently on unaligned memory, so a run
+    # replayed from the file would differ in the last bit from the recording.
+    # A fresh (aligned) copy computes exactly as the recorded arrays did.
+    out = arr.reshape(shape).copy()
+    out.flags.writeable = False
+    return out
 
 
 def _default(value: Any) -> Any:

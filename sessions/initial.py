@@ -11,7 +11,13 @@ import numpy as np
 from engine.errors import ConfigError
 from engine.network import NetworkSpec, Params
 
-__all__ = ["InitialValue", "apply_initial_values", "initial_values_from_meta"]
+__all__ = [
+    "InitialValue",
+    "apply_initial_values",
+    "initial_values_from_meta",
+    "normalize_initial_values",
+    "to_meta",
+]
 
 InitialValue = tuple[int, str, tuple[int, ...], float]
 """One hand-set value: ``(layer, "W" or "b", index, value)``."""
