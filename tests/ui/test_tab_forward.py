@@ -198,3 +198,27 @@ def test_next_step_from_the_last_operation_of_a_longer_step(tab: ForwardTab) -> 
     state.next_op()
     assert (state.step, state.op) == (int(epochs.step[0]) + 1, 0)
     assert "operation 0: batch sampled" in tab.status.object
+
+
+def test_diagram_marks_the_operation_and_a_click_expands_that_unit(
+    tab: ForwardTab,
+) -> None:
+    state = tab.state
+    state.go_to(6)
+    kinds = [(e.kind, e.layer) for e in state.events]
+    state.op = kinds.index(("weighted_sum_computed", 1))
+    assert tab.diagram.highlight_column() == 2
+    assert tab.diagram.box.left == pytest.approx(2 - 0.35)
+    nodes = tab.diagram.nodes.data
+    row = next(
+        r
+        for r in range(len(nodes["column"]))
+        if (nodes["column"][r], nodes["unit"][r]) == (1, 7)
+    )
+    tab.diagram.tap_node(row)  # a click on unit 7 of layer 1
+    assert (state.layer, state.neuron) == (0, 7)
+    w = _event(state, ev.WeightedSumComputed, 0)
+    text = html.unescape(tab.expansion_pane.object)
+    assert "Layer 1, unit 7" in text
+    assert f"= {explain.fmt(w.z[state.sample, 7], 6)}" in text
+    assert tab.layer_select.value == 0 and tab.neuron_input.value == 7

@@ -13,6 +13,7 @@ import panel as pn
 
 from engine import events as ev
 from ui import explain
+from ui.diagram import NetworkDiagram
 from ui.state import describe_operation
 from ui.tabs.base import Tab
 
@@ -253,12 +254,13 @@ class ForwardTab(Tab):
         self.layers_pane = pn.pane.HTML("", **text)
         self.expansion_pane = pn.pane.HTML("", **text)
         self.values_pane = pn.pane.HTML("", **text)
-        self.diagram: Any = None
+        self.diagram = NetworkDiagram(state=self.state, mode="session", highlight=True)
         self._layout = pn.Column(
             self.help_pane,
             self.status,
             pn.Row(self.sample_input, self.layer_select, self.neuron_input),
             self.sample_pane,
+            self.diagram,
             self.layers_pane,
             self.expansion_pane,
             self.values_pane,
@@ -307,10 +309,10 @@ class ForwardTab(Tab):
         self._update_layer_list(layer)
         self._update_expansion(sample, layer, unit)
         self._update_values(sample, layer, unit)
-        if self.diagram is not None:
-            self.diagram.update()
+        self.diagram.update()
 
     def _update_empty(self) -> None:
+        self.diagram.update()
         text = (
             "Open a session to follow a sample through the network."
             if self.state.session is None
