@@ -235,6 +235,7 @@ class ResultsTab(Tab):
                 fig.line(
                     "x", "y", source=source, color=color, legend_label=f"{split} data"
                 )
+                fig.scatter("x", "y", source=source, color=color, size=3)
                 out[f"{name}_{split}"] = source
             fig.legend.location = "top_right" if name == "loss" else "bottom_right"
             out[f"{name}_span"] = cursor_span(fig)
