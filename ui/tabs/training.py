@@ -575,7 +575,8 @@ class TrainingTab(Tab):
         status = job.status if job.done else "running"
         self.bar.value = min(n, self.bar.max)
         self.progress.object = (
-            f"<p><b>{html.escape(status)}</b>: {html.escape(', '.join(parts))}"
+            f"<p class='gn-progress'><b>{html.escape(status)}</b>: "
+            f"{html.escape(', '.join(parts))}"
             f" — file {html.escape(job.path.name)}</p>"
         )
 
