@@ -77,8 +77,11 @@ def test_train_records_a_new_session_and_the_state_follows_it(
     tab.epochs.value = 30
     tab.run_title.value = "<b>live</b>"
     old = tab.state.session.path
+    figure, source = tab.curve_pane.object, tab.curve_source
     assert tab.start_run()
     seen = follow(tab)
+    # The curve grew in the same figure and data source.
+    assert tab.curve_pane.object is figure and tab.curve_source is source
     job = tab.job
     assert job.status == "completed"
     assert job.path.parent == Path(tab.state.sessions_dir)

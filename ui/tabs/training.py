@@ -47,6 +47,7 @@ td { border: 1px solid #ddd; padding: 1px 4px; text-align: right; }
 td.gn-label { text-align: left; background: #fafafa; font-weight: 600; }
 .gn-error { color: #a00; font-weight: 600; }
 .gn-ok { color: #060; }
+h4 { font-size: 14px; margin: 10px 0 3px; }
 """
 """Styles of the tab's HTML panes (each pane has its own shadow root)."""
 
@@ -264,7 +265,7 @@ class TrainingTab(Tab):
             label="Loss",
             options=["mse", "binary_cross_entropy", "categorical_cross_entropy"],
             value="mse",
-            width=200,
+            width=240,
         )
         self.l2 = pn.widgets.FloatInput(label="L2", value=0.0, start=0.0, width=100)
         self.dropout = pn.widgets.TextInput(
