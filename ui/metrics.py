@@ -265,17 +265,18 @@ def regression_metrics(y_hat: Array, y: Array) -> dict[str, float]:
     """
     if y.shape[0] == 0:
         return {"mse": math.nan, "mae": math.nan, "r2": math.nan}
-    err = y_hat - y
-    ss_res = (err**2).sum(axis=0)
-    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    # NOTE: a diverged network's outputs overflow here; inf is the answer.
     with np.errstate(all="ignore"):
+        err = y_hat - y
+        ss_res = (err**2).sum(axis=0)
+        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
         r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), 0.0)
-    r2 = np.where((ss_tot == 0) & (ss_res == 0), 1.0, r2)
-    return {
-        "mse": float((err**2).mean()),
-        "mae": float(np.abs(err).mean()),
-        "r2": float(r2.mean()),
-    }
+        r2 = np.where((ss_tot == 0) & (ss_res == 0), 1.0, r2)
+        return {
+            "mse": float((err**2).mean()),
+            "mae": float(np.abs(err).mean()),
+            "r2": float(r2.mean()),
+        }
 
 
 # -- units ------------------------------------------------------------------

@@ -125,3 +125,15 @@ def record_long(folder: Path, epochs: int = 1000) -> Path:
     path = folder / "long.session"
     record(spec, cfg, data, path, title="long")
     return path
+
+
+def record_diverging(folder: Path) -> Path:
+    """Record a moons run with a learning rate of 1e6, which diverges."""
+    data = load_dataset("moons", n_samples=60, seed=1)
+    spec = NetworkSpec(2, (LayerSpec(8, "relu"), LayerSpec(1, "sigmoid")))
+    cfg = TrainingConfig(
+        loss="binary_cross_entropy", lr=1e6, epochs=30, batch_size=10, seed=0
+    )
+    path = folder / "diverging.session"
+    assert record(spec, cfg, data, path, title="diverging") == "diverged"
+    return path

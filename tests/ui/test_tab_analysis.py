@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from analysis_runs import (
     record_deep_sigmoid,
+    record_diverging,
     record_long,
     record_moons,
     record_unhealthy,
@@ -18,6 +20,7 @@ from engine.network import forward
 from ui import metrics
 from ui.state import AppState
 from ui.tabs.analysis import HIST_BINS, MAX_SERIES_POINTS, PERCENTILES, AnalysisTab
+from ui.tabs.results import ResultsTab
 
 
 def _tab(path: Path) -> AnalysisTab:
@@ -162,3 +165,19 @@ def test_long_run_is_decimated_and_the_cursor_stays_exact(tmp_path: Path) -> Non
         assert tab._views["grad_span"].location == step
         assert list(tab._views["grad_dots"].data["y"]) == list(series.grad_norms[step])
     assert sorted(times)[len(times) // 2] < 0.5
+
+
+def test_a_diverged_run_is_called_exploding_without_warnings(tmp_path: Path) -> None:
+    state = AppState()
+    assert state.open(record_diverging(tmp_path))
+    analysis = AnalysisTab(state=state)
+    results = ResultsTab(state=state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for index in (results.index, analysis.index):
+            state.tab = index
+            for step in range(state.n_steps):
+                state.go_to(step)
+    assert [v.verdict for v in analysis.verdicts()] == ["exploding", "exploding"]
+    assert "<b>exploding</b>" in analysis._verdicts.object
+    assert state.message == ""

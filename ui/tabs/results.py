@@ -259,6 +259,11 @@ class ResultsTab(Tab):
     # -- refreshing ----------------------------------------------------------
 
     def _update(self) -> None:
+        # NOTE: a diverged run's numbers overflow; they are shown, not warned about.
+        with np.errstate(all="ignore"):
+            self._update_all()
+
+    def _update_all(self) -> None:
         session = self.state.session
         if session is None:
             self._summary.object = empty_note("No session is open.")
