@@ -247,3 +247,24 @@ def test_update_expansion_reproduces_every_recorded_after(
                 for name in ("velocity", "s", "m", "v"):
                     if name in prev:
                         assert f"x {explain.fmt(prev[name])} +" in text, name
+
+
+def test_the_cursor_on_an_update_picks_that_parameter(tab: TrainingTab) -> None:
+    tab.state.go_to(1)
+    ops = tab.state.events
+    seq = next(
+        k
+        for k, e in enumerate(ops)
+        if isinstance(e, ev.ParametersUpdated) and e.layer == 1 and e.name == "b"
+    )
+    tab.state.op = seq
+    assert (tab.pick_layer.value, tab.pick_param.value) == (1, "b")
+    assert html.unescape(tab.update_pane.object).startswith("<pre>b[1][0]")
+    # On a gradient of layer 0 that layer's cells are outlined.
+    tab.state.op = next(
+        k
+        for k, e in enumerate(ops)
+        if isinstance(e, ev.GradientComputed) and e.layer == 0
+    )
+    first, second = tab.gradients.object.split("<h4>Layer 1")
+    assert "gn-now" in first and "gn-now" not in second

@@ -48,6 +48,7 @@ td.gn-label { text-align: left; background: #fafafa; font-weight: 600; }
 .gn-error { color: #a00; font-weight: 600; }
 .gn-ok { color: #060; }
 h4 { font-size: 14px; margin: 10px 0 3px; }
+td.gn-now { outline: 1px solid #f0a500; }
 """
 """Styles of the tab's HTML panes (each pane has its own shadow root)."""
 
@@ -242,6 +243,7 @@ class TrainingTab(Tab):
         self._curve_key: tuple[int, int] = (0, -1)
         self._defaults_from: int = 0
         self._loss_for: int = 0
+        self._syncing = False
         text = {"sizing_mode": "stretch_width", "stylesheets": [_CSS]}
 
         # Settings form.
@@ -592,8 +594,21 @@ class TrainingTab(Tab):
         self._update_loss_choice()
         self._update_curve()
         self.cursor_line.location = self.state.step
+        self._follow_operation()
         self._update_gradients()
         self._update_expansion()
+
+    def _follow_operation(self) -> None:
+        """Pick the parameter whose update the cursor's operation is."""
+        event = self.state.event
+        if not isinstance(event, ev.ParametersUpdated):
+            return
+        self._syncing = True
+        try:
+            self.pick_layer.value = event.layer
+            self.pick_param.value = event.name
+        finally:
+            self._syncing = False
 
     def _update_loss_choice(self) -> None:
         session = self.state.session
@@ -636,6 +651,8 @@ class TrainingTab(Tab):
         by_layer: dict[int, dict[str, np.ndarray]] = {}
         for e in grads:
             by_layer.setdefault(e.layer, {})[e.name] = e.value
+        event = self.state.event
+        now = event.layer if isinstance(event, ev.GradientComputed) else None
         blocks = []
         for layer in sorted(by_layer):
             g = by_layer[layer]
@@ -645,12 +662,12 @@ class TrainingTab(Tab):
             blocks.append(
                 f"<h4>Layer {layer} (W[{layer}] {dW.shape[0]} x {dW.shape[1]}): "
                 f"|dW| = {explain.fmt(_norm(dW))}, |db| = {explain.fmt(_norm(db))}"
-                f"</h4>{heat_grid(dW, db, selected=None, highlight=False)}"
+                f"</h4>{heat_grid(dW, db, selected=None, highlight=layer == now)}"
             )
         self.gradients.object = "".join(blocks)
 
     def _on_pick_change(self, *_: Any) -> None:
-        if self.visible:
+        if self.visible and not self._syncing:
             self._update_expansion()
 
     def _update_expansion(self) -> None:
