@@ -184,7 +184,7 @@ class NetworkTab(Tab):
             state=self.state, mode="session", highlight=True
         )
         self.edit_button = pn.widgets.Button(
-            label="Edit as new network", button_type="primary", width=180
+            label="Edit as new network", color="primary", width=180
         )
         self.edit_button.on_click(self._on_edit_button_click)
         self.session_view = pn.Column(
