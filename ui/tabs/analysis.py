@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-from bokeh.models import LinearColorMapper, Span
+from bokeh.models import HoverTool, LinearColorMapper, Span
 from bokeh.palettes import RdBu11
 
 from engine.network import forward
+from sessions import SessionError
 from ui import metrics
 from ui.plots import (
     TABLE_CSS,
@@ -129,8 +130,13 @@ class AnalysisTab(Tab):
 
     def _update(self) -> None:
         # NOTE: a diverged run's numbers overflow; they are shown, not warned about.
-        with np.errstate(all="ignore"):
-            self._update_all()
+        try:
+            with np.errstate(all="ignore"):
+                self._update_all()
+        except SessionError as err:
+            # A damaged file: say so on the page instead of breaking the tab.
+            self.state.message = str(err)
+            logger.info("Could not update %s: %s", self.title, err)
 
     def _update_all(self) -> None:
         session = self.state.session
@@ -257,7 +263,7 @@ class AnalysisTab(Tab):
             w_fig = new_figure(
                 f"W of {name}",
                 height=240,
-                tools="hover,save",
+                tools="save",
                 x_axis_label="unit of this layer",
                 y_axis_label="input",
             )
@@ -273,6 +279,7 @@ class AnalysisTab(Tab):
                 color_mapper=mapper,
             )
             w_fig.grid.visible = False
+            w_fig.add_tools(HoverTool(tooltips=[("W", "@image{0.0000}")]))
             w_fig.tags = [f"W of {name}"]
             weights.append((w_source, mapper, w_fig))
             views.setdefault("hist_panes", []).append(hist_pane)

@@ -14,6 +14,7 @@ from bokeh.models import LinearColorMapper
 from bokeh.palettes import Blues256, RdBu11
 
 from engine.network import forward
+from sessions import SessionError
 from ui import metrics
 from ui.plots import (
     TABLE_CSS,
@@ -260,8 +261,13 @@ class ResultsTab(Tab):
 
     def _update(self) -> None:
         # NOTE: a diverged run's numbers overflow; they are shown, not warned about.
-        with np.errstate(all="ignore"):
-            self._update_all()
+        try:
+            with np.errstate(all="ignore"):
+                self._update_all()
+        except SessionError as err:
+            # A damaged file: say so on the page instead of breaking the tab.
+            self.state.message = str(err)
+            logger.info("Could not update %s: %s", self.title, err)
 
     def _update_all(self) -> None:
         session = self.state.session
