@@ -113,3 +113,31 @@ def test_divergence_ends_with_status_diverged(tmp_path: Path) -> None:
     assert job.status == "diverged"
     with Session(job.path) as s:
         assert "smaller learning rate" in s.divergence.message
+
+
+def test_glassnet_verify_passes_a_hand_set_run_and_fails_a_tampered_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import sqlite3
+
+    from ui.cli import main
+
+    spec, config, data = _run()
+    path = tmp_path / "hand.session"
+    job = TrainingJob(spec, config, data, path, initial_values={(0, "W", (1, 3)): 1.5})
+    job.start()
+    job.join(60)
+    assert job.status == "completed"
+    assert main(["verify", str(path)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+    con = sqlite3.connect(path)
+    with con:
+        entry = [{"layer": 0, "param": "W", "index": [1, 3], "value": 1.25}]
+        con.execute(
+            "UPDATE meta SET value = ? WHERE key = 'initial_values'",
+            (json.dumps(entry),),
+        )
+    con.close()
+    assert main(["verify", str(path)]) != 0
