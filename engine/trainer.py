@@ -210,13 +210,15 @@ class Trainer:
         if self._step == 0 and self._seq == 0:
             self.begin()
         reason = "completed"
-        while not self.done:
-            if should_stop is not None and should_stop():
-                reason = "stopped"
-                break
-            if before_step is not None:
-                before_step(self)
-            self.train_step()
+        # One errstate for the whole loop (see train_step) instead of one per step.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while not self.done:
+                if should_stop is not None and should_stop():
+                    reason = "stopped"
+                    break
+                if before_step is not None:
+                    before_step(self)
+                self._train_step()
         if self.diverged:
             reason = "diverged"
         self.end(reason)
@@ -281,7 +283,7 @@ class Trainer:
                 per_sample = self.loss.forward_from_logits(tr.z[-1], y)
             else:
                 per_sample = self.loss.forward(tr.y_hat, y)
-        data_loss = float(per_sample.mean())
+        data_loss = _mean(per_sample)
         penalty = 0.0
         if cfg.l2:
             penalty = 0.5 * cfg.l2 * sum(_sq(p["W"]) for p in self.params)
@@ -573,13 +575,24 @@ def _metrics(
     trainer: Trainer, tr: Trace, per_sample: Array, y: Array
 ) -> dict[str, float]:
     """Return the loss (and accuracy) from an evaluation pass over data."""
-    out = {"loss": float(per_sample.mean())}
-    task = trainer.data.task
+    out = {"loss": _mean(per_sample)}
+    task, n = trainer.data.task, y.shape[0]
+    # A count over n is exactly what the mean of the 0/1 hits gives.
     if task == "binary":
-        out["accuracy"] = float(((tr.y_hat >= 0.5) == (y >= 0.5)).all(axis=1).mean())
+        hits = ((tr.y_hat >= 0.5) == (y >= 0.5)).all(axis=1)
+        out["accuracy"] = np.count_nonzero(hits) / n
     elif task == "multiclass":
-        out["accuracy"] = float((tr.y_hat.argmax(axis=1) == y.argmax(axis=1)).mean())
+        hits = tr.y_hat.argmax(axis=1) == y.argmax(axis=1)
+        out["accuracy"] = np.count_nonzero(hits) / n
     return out
+
+
+def _mean(x: Array) -> float:
+    """Return ``float(x.mean())`` of a 1-D array, bit for bit, without its overhead.
+
+    ``ndarray.mean`` is the same pairwise sum divided by the count.
+    """
+    return float(x.sum()) / x.shape[0]
 
 
 def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
@@ -595,8 +608,9 @@ def _sq(x: Array) -> float:
 
 def _norm(x: Array) -> float:
     """Return the Frobenius norm of ``x``; inf or NaN only if an entry is."""
-    sq = _sq(x)
-    if math.isfinite(sq):
+    flat = x.ravel()
+    sq = float(flat.dot(flat))
+    if sq < math.inf:  # finite (NaN and inf fail this test)
         return math.sqrt(sq)
     # NOTE: squares of entries above about 1e154 overflow; scale them first.
     top = float(np.abs(x).max())
