@@ -86,12 +86,12 @@ class BinaryCrossEntropy(Loss):
 
     def forward(self, y_hat: Array, y: Array) -> Array:
         eps = clip_eps(y_hat.dtype)
-        p = np.clip(y_hat, eps, 1.0 - eps)
+        p = _clip(y_hat, eps, 1.0 - eps)
         return -_row_mean(y * np.log(p) + (1.0 - y) * np.log1p(-p))
 
     def backward(self, y_hat: Array, y: Array) -> Array:
         eps = clip_eps(y_hat.dtype)
-        p = np.clip(y_hat, eps, 1.0 - eps)
+        p = _clip(y_hat, eps, 1.0 - eps)
         return (p - y) / (p * (1.0 - p)) / y.size
 
     def forward_from_logits(self, z: Array, y: Array) -> Array:
@@ -108,11 +108,11 @@ class CategoricalCrossEntropy(Loss):
     needs_probabilities = True
 
     def forward(self, y_hat: Array, y: Array) -> Array:
-        p = np.clip(y_hat, clip_eps(y_hat.dtype), 1.0)
+        p = _clip(y_hat, clip_eps(y_hat.dtype), 1.0)
         return -(y * np.log(p)).sum(axis=1)
 
     def backward(self, y_hat: Array, y: Array) -> Array:
-        p = np.clip(y_hat, clip_eps(y_hat.dtype), 1.0)
+        p = _clip(y_hat, clip_eps(y_hat.dtype), 1.0)
         return -y / p / y.shape[0]
 
     def forward_from_logits(self, z: Array, y: Array) -> Array:
@@ -120,6 +120,11 @@ class CategoricalCrossEntropy(Loss):
         top = z.max(axis=1, keepdims=True)
         lse = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
         return lse * y.sum(axis=1) - (y * z).sum(axis=1)
+
+
+def _clip(x: Array, low: float, high: float) -> Array:
+    """Return ``np.clip(x, low, high)``: the same values, NaN kept, less overhead."""
+    return np.minimum(np.maximum(x, low), high)
 
 
 def _row_mean(x: Array) -> Array:

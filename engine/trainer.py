@@ -327,10 +327,17 @@ class Trainer:
                 seq += 1
         self._seq += len(tr.grads)
         grads = _param_grads(tr, len(self.params))
-        grad_norms = tuple(_norm(g["W"]) for g in grads)
-        if not all(map(math.isfinite, grad_norms)) or not all(
-            math.isfinite(_norm(g["b"])) for g in grads
-        ):
+        # Norms and update ratios only feed StepCompleted; without it (a silent
+        # replay) only the same finiteness checks run, on sums of squares.
+        summary = on["step_completed"]
+        grad_norms: tuple[float, ...] = ()
+        if summary:
+            grad_norms = tuple(_norm(g["W"]) for g in grads)
+            finite = all(map(math.isfinite, grad_norms))
+            finite = finite and _all_finite([g["b"] for g in grads])
+        else:
+            finite = _all_finite([g[k] for g in grads for k in ("W", "b")])
+        if not finite:
             return self._diverge(_first_nonfinite_grad(tr), epoch)
 
         # Parameter updates.
@@ -366,12 +373,16 @@ class Trainer:
                         )
                     )
                 self._seq += 1
-            change = _norm(new_p["W"] - p["W"])
-            ratios.append(change / (_norm(p["W"]) or math.inf))
-            changes += change + _norm(new_p["b"])
+            if summary:
+                change = _norm(new_p["W"] - p["W"])
+                ratios.append(change / (_norm(p["W"]) or math.inf))
+                changes += change
             new_params.append(new_p)
         self.params = new_params
-        if not math.isfinite(changes):
+        checked = ("b",) if summary else ("W", "b")
+        if not math.isfinite(changes) or not _all_finite(
+            [p[k] for p in new_params for k in checked]
+        ):
             bad = _first_nonfinite_params(new_params)
             if bad is not None:
                 return self._diverge(bad, epoch)
@@ -617,6 +628,21 @@ def _norm(x: Array) -> float:
     if not math.isfinite(top) or top == 0.0:
         return top
     return top * math.sqrt(_sq(x / top))
+
+
+def _all_finite(arrays: list[Array]) -> bool:
+    """Return True if no entry of ``arrays`` is inf or NaN.
+
+    One sum of squares for all of them; only when it overflows (or an entry
+    is not finite) are they checked one by one with :func:`_norm`.
+    """
+    total = 0.0
+    for v in arrays:
+        flat = v.ravel()
+        total += float(flat.dot(flat))
+    if total < math.inf:
+        return True
+    return all(math.isfinite(_norm(v)) for v in arrays)
 
 
 def _param_grads(tr: Trace, n_layers: int) -> list[dict[str, Array]]:
