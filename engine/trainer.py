@@ -25,6 +25,7 @@ Sink = Callable[[ev.Event], object]
 
 # Children of the run's SeedSequence, one per source of randomness.
 _INIT, _SHUFFLE, _DROPOUT = 0, 1, 2
+_PLACEHOLDER_SEED = np.random.SeedSequence(0)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ class Trainer:
         self._seq = state.seq
         self.params: Params = [dict(p) for p in state.params]
         self._opt_state = [dict(s) for s in state.opt_state]
-        self._dropout_rng = np.random.default_rng()
+        # A fixed seed sequence (the state is overwritten at once) is cheaper
+        # than default_rng()'s fresh OS entropy.
+        self._dropout_rng = np.random.Generator(np.random.PCG64(_PLACEHOLDER_SEED))
         self._dropout_rng.bit_generator.state = state.dropout_rng
         self.diverged = False
         self._train_eval: tuple[Params, Trace, Array] | None = None

@@ -133,7 +133,7 @@ def _check_expected(
 
 def to_json(value: Any) -> str:
     """Return compact JSON; non-finite floats are written as NaN / Infinity."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=True, default=_default)
+    return _ENCODER.encode(value)
 
 
 def from_json(text: str) -> Any:
@@ -213,3 +213,8 @@ def _default(value: Any) -> Any:
     if isinstance(value, tuple | set | frozenset):
         return list(value)
     raise TypeError(f"cannot store a {type(value).__name__} as JSON")
+
+
+# One encoder for every call: json.dumps builds a new one whenever it is given
+# options, which cost more than encoding a step's small metric dict.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True, default=_default)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 from typing import Any
 
 import numpy as np
@@ -111,8 +112,8 @@ def encode_summary(
     Layout: ``[loss, data_loss, grad_norm_0 .. grad_norm_{L-1},
     update_ratio_0 .. update_ratio_{L-1}]``.
     """
-    values = np.array([loss, data_loss, *grad_norms, *update_ratios], dtype="<f8")
-    return values.tobytes()
+    n = 2 + len(grad_norms) + len(update_ratios)
+    return struct.pack(f"<{n}d", loss, data_loss, *grad_norms, *update_ratios)
 
 
 def decode_summary(blob: bytes, n_layers: int) -> np.ndarray:
