@@ -146,6 +146,7 @@ class NetworkDiagram(pn.viewable.Viewer):
                 "label_edge": [],
             }
         )
+        self.columns = ColumnDataSource({"x": [], "y": [], "text": []})
         fig = figure(
             height=self.height,
             sizing_mode="stretch_width",
@@ -186,6 +187,17 @@ class NetworkDiagram(pn.viewable.Viewer):
             nonselection_fill_alpha=1.0,
             nonselection_line_alpha=1.0,
             hover_line_color=_HIGHLIGHT,
+        )
+        # Text glyphs draw their strings as plain text (never HTML).
+        fig.text(
+            "x",
+            "y",
+            text="text",
+            source=self.columns,
+            text_align="center",
+            text_baseline="top",
+            text_font_size="11px",
+            text_color="#333333",
         )
         fig.add_tools(
             HoverTool(
@@ -259,6 +271,7 @@ class NetworkDiagram(pn.viewable.Viewer):
             self._sizes = ()
             self.nodes.data = {k: [] for k in self.nodes.data}
             self.edges.data = {k: [] for k in self.edges.data}
+            self.columns.data = {"x": [], "y": [], "text": []}
             self.note.object = f"<p><em>{html.escape(problem)}</em></p>"
             return
         sizes = (int(params[0]["W"].shape[0]), *(int(p["b"].shape[0]) for p in params))
@@ -322,6 +335,12 @@ class NetworkDiagram(pn.viewable.Viewer):
         node["line_width"] = [1.0] * len(node["x"])
         self.edges.data = edge
         self.nodes.data = node
+        bottom = -(max(drawn) - 1) / 2.0 - 0.6
+        self.columns.data = {
+            "x": [float(c) for c in range(len(sizes))],
+            "y": [bottom] * len(sizes),
+            "text": self._column_labels(sizes),
+        }
         self.figure.x_range.start = -0.5
         self.figure.x_range.end = len(sizes) - 0.5
         text = "Red lines: positive weights, blue: negative; wider is larger. "
@@ -329,6 +348,19 @@ class NetworkDiagram(pn.viewable.Viewer):
         if notes:
             text += " Large layers are drawn in part: " + "; ".join(notes) + "."
         self.note.object = f"<p><small>{html.escape(text)}</small></p>"
+
+    def _column_labels(self, sizes: tuple[int, ...]) -> list[str]:
+        """Return "input (4)", "layer 1: 16 relu", ... one per column."""
+        spec = self.state.design if self.mode == "design" else None
+        if self.mode == "session" and self.state.session is not None:
+            spec = self.state.session.spec
+        labels = [f"input ({sizes[0]})"]
+        for k, n in enumerate(sizes[1:]):
+            act = ""
+            if spec is not None and k < len(spec.layers):
+                act = f" {spec.layers[k].activation}"
+            labels.append(f"layer {k + 1}: {n}{act}")
+        return labels
 
     def _update_marks(self) -> None:
         """Outline the selected unit and mark the current operation's layer."""

@@ -108,6 +108,7 @@ class DatasetTab(Tab):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._key: Any = None
+        self._syncing = False
         self._csv: tuple[bytes, str] | None = None
         self._report: CsvReport | None = None
         text = {"sizing_mode": "stretch_width", "stylesheets": [_CSS]}
@@ -186,7 +187,7 @@ class DatasetTab(Tab):
         # What the chosen dataset holds.
         self.split = pn.widgets.RadioButtonGroup(options=_SPLITS, value="train")
         self.split.param.watch(self._on_view_value, "value")
-        self.summary = pn.pane.HTML("", **text)
+        self.summary = pn.pane.HTML("<p>No dataset chosen yet.</p>", **text)
         self.preview = pn.pane.HTML("", **text)
         self.stats = pn.pane.HTML("", **text)
         self.balance = pn.pane.HTML("", **text)
@@ -214,11 +215,15 @@ class DatasetTab(Tab):
             fill_alpha=0.45,
             line_color="color",
             source=self.hist_source,
+            legend_field="label",
         )
+        self.hist_figure.legend.location = "top_right"
         self.hist_figure.add_tools(
             HoverTool(tooltips=[("class", "@label"), ("rows", "@top")])
         )
-        self.points = ColumnDataSource({"x": [], "y": [], "color": [], "label": []})
+        self.points = ColumnDataSource(
+            {"x": [], "y": [], "color": [], "label": [], "group": []}
+        )
         self.scatter_figure = figure(
             height=320,
             sizing_mode="stretch_width",
@@ -226,8 +231,15 @@ class DatasetTab(Tab):
         )
         self.scatter_figure.toolbar.logo = None
         self.scatter_figure.scatter(
-            "x", "y", color="color", source=self.points, size=6, alpha=0.7
+            "x",
+            "y",
+            color="color",
+            source=self.points,
+            size=6,
+            alpha=0.7,
+            legend_field="group",
         )
+        self.scatter_figure.legend.location = "top_right"
         self.scatter_figure.add_tools(HoverTool(tooltips=[("class", "@label")]))
         self.view = pn.Column(
             self.summary,
@@ -417,7 +429,7 @@ class DatasetTab(Tab):
             self.state.data = session.dataset
 
     def _on_view_value(self, *_: Any) -> None:
-        if self.visible and self.data is not None:
+        if self.visible and self.data is not None and not self._syncing:
             self._update_views(self.data)
 
     # -- refreshers ----------------------------------------------------------
@@ -438,14 +450,18 @@ class DatasetTab(Tab):
             for pane in (self.preview, self.stats, self.balance):
                 pane.object = ""
             return
+        self._update_summary(data)
         names = list(data.feature_names)
         for w, default in (
             (self.hist_feature, 0),
             (self.x_feature, 0),
             (self.y_feature, min(1, len(names) - 1)),
         ):
-            w.param.update(options=names, value=names[default])
-        self._update_summary(data)
+            self._syncing = True
+            try:
+                w.param.update(options=names, value=names[default])
+            finally:
+                self._syncing = False
         self._update_views(data)
 
     def rows(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -546,7 +562,7 @@ class DatasetTab(Tab):
         if data.task == "regression":
             s = feature_stats(y)
             self.balance.object = (
-                f"<h4>Target {e(data.target_name)}</h4><p>mean {_num(s['mean'][0])}, "
+                f"<p><b>Target {e(data.target_name)}</b>: mean {_num(s['mean'][0])}, "
                 f"std {_num(s['std'][0])}, min {_num(s['min'][0])}, "
                 f"max {_num(s['max'][0])}</p>"
             )
@@ -560,7 +576,7 @@ class DatasetTab(Tab):
             for k, c in enumerate(counts)
         )
         self.balance.object = (
-            "<h4>Class balance</h4><table><tr><th>class</th><th>rows</th>"
+            "<p><b>Class balance</b></p><table><tr><th>class</th><th>rows</th>"
             f"<th>share</th></tr>{rows}</table>"
         )
 
@@ -616,6 +632,11 @@ class DatasetTab(Tab):
             "y": X[take, names.index(fy)].tolist(),
             "color": colors,
             "label": labels,
+            "group": (
+                ["colour: target value"] * len(labels)
+                if data.task == "regression"
+                else labels
+            ),
         }
         self.scatter_figure.xaxis.axis_label = fx
         self.scatter_figure.yaxis.axis_label = fy
