@@ -129,6 +129,7 @@ class NetworkDiagram(pn.viewable.Viewer):
                 "fill": [],
                 "line": [],
                 "line_width": [],
+                "size": [],
             }
         )
         self.edges = ColumnDataSource(
@@ -180,7 +181,7 @@ class NetworkDiagram(pn.viewable.Viewer):
             "x",
             "y",
             source=self.nodes,
-            size=16,
+            size="size",
             fill_color="fill",
             line_color="line",
             line_width="line_width",
@@ -331,6 +332,9 @@ class NetworkDiagram(pn.viewable.Viewer):
             f"W{la + 1}[{a + 1}, {b + 1}]"
             for la, a, b in zip(edge["layer"], edge["i"], edge["j"], strict=True)
         ]
+        # Units shrink so a tall column (up to 64) still fits the figure.
+        size = max(4.0, min(16.0, 0.8 * (self.height - 60) / max(drawn)))
+        node["size"] = [size] * len(node["x"])
         node["line"] = ["#444444"] * len(node["x"])
         node["line_width"] = [1.0] * len(node["x"])
         self.edges.data = edge

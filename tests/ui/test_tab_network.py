@@ -155,3 +155,33 @@ def test_edit_as_new_network_copies_the_session(tab: NetworkTab) -> None:
     tab._on_edit_button_click()
     assert tab.state.design.sizes == (4, 16, 3)
     assert np.array_equal([r.units.value for r in tab._rows], [16, 3])
+
+
+def test_a_new_session_replaces_what_the_user_did_not_choose(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    from engine.config import TrainingConfig
+    from sessions import record
+
+    data = load_dataset("moons", n_samples=40)
+    spec = NetworkSpec(2, (LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")))
+    config = TrainingConfig(loss="binary_cross_entropy", epochs=1)
+    other = tmp_path / "moons.session"
+    record(spec, config, data, other)
+
+    state = AppState()
+    tab = NetworkTab(state=state)
+    state.tab = tab.index
+    assert state.open(demo_dir / "demo.session")
+    assert state.open(other)
+    tab.refresh()
+    assert state.design.sizes == (2, 3, 1)
+    assert state.data.name == "moons"
+    assert "ready for the next run" in tab.messages.object
+
+    # Once the user builds a network, opening a session keeps it.
+    tab._rows[0].units.value = 5
+    assert state.open(demo_dir / "demo.session")
+    tab.refresh()
+    assert state.design.sizes == (2, 5, 1)
+    assert "set the last layer to 3 units" in tab.design_error

@@ -387,9 +387,13 @@ class DatasetTab(Tab):
 
     def _on_state_session(self, *_: Any) -> None:
         session = self.state.session
-        if session is not None and self.state.data is None:
-            self.state.data = session.dataset
+        # The dataset follows the open session until the user chooses one here.
+        if session is not None and (
+            self.state.data is None
+            or self.state.data_source.get("kind", "session") == "session"
+        ):
             self.state.data_source = {"kind": "session", "name": session.dataset.name}
+            self.state.data = session.dataset
 
     def _on_source_value(self, event: Any) -> None:
         csv = event.new == "CSV file"

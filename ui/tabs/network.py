@@ -81,7 +81,9 @@ def _parameter_table(spec: NetworkSpec) -> str:
 
 
 def _architecture_table(spec: NetworkSpec, data: Dataset | None) -> str:
-    names = "" if data is None else ", ".join(data.feature_names)
+    names = "" if data is None else ", ".join(data.feature_names[:8])
+    if data is not None and data.n_features > 8:
+        names += f", … ({data.n_features} in all)"
     rows = [
         f"<tr><td>input</td><td>{spec.n_in}</td><td colspan='3'>"
         f"{html.escape(names)}</td><td>0</td></tr>"
@@ -348,7 +350,11 @@ class NetworkTab(Tab):
         # The starting network is replaced until the user has built something.
         if session is not None and (self.state.design is None or not self._touched):
             self.state.design = session.spec
-        if session is not None and self.state.data is None:
+        if session is not None and (
+            self.state.data is None
+            or self.state.data_source.get("kind", "session") == "session"
+        ):
+            self.state.data_source = {"kind": "session", "name": session.dataset.name}
             self.state.data = session.dataset
 
     def _on_layer_value(self, *_: Any) -> None:
