@@ -94,6 +94,7 @@ def render(
     parts = [
         _header(command, quick, machine, load, tmp_mount, total_s),
         _targets(targets(results, long)),
+        _missed_speed(results),
         _throughput(results, rounds),
         _rounds(results),
         _sizes(results),
@@ -159,6 +160,56 @@ def _header(
 def _targets(rows: Targets) -> str:
     body = [(t, v, "met" if ok else "**NOT met**") for t, v, ok in rows]
     return "## Targets\n\n" + _table(("target", "measured", "result"), body)
+
+
+def _missed_speed(results: list[NetResult]) -> str:
+    """Say, for each missed speed-up target, whether recording or the engine misses it.
+
+    The recorded engine can be ``SPEEDUP_TARGET`` times faster than PyTorch only
+    if the unrecorded engine is at least that much faster; when it is not, no
+    cheaper recording can meet the target.
+    """
+    lines = []
+    for r in results:
+        k = r.net.key
+        unrec = statistics.median(r.sec_per_step["engine_unrecorded"]) * 1e6
+        for v, label in (
+            ("torch_1_thread", "1 thread"),
+            ("torch_default_threads", "default threads"),
+        ):
+            got = r.median_ratio(v, "engine_recorded")
+            if got >= SPEEDUP_TARGET:
+                continue
+            torch = statistics.median(r.sec_per_step[v]) * 1e6
+            alone = r.median_ratio(v, "engine_unrecorded")
+            need = torch / SPEEDUP_TARGET
+            if alone < SPEEDUP_TARGET:
+                why = (
+                    f"the engine without any recording is only {alone:.2f}x faster "
+                    f"({unrec:,.1f} µs/step against PyTorch's {torch:,.1f}); "
+                    f"{SPEEDUP_TARGET:g}x needs {need:,.1f} µs/step, below what the "
+                    "unrecorded engine's NumPy calls take, so no cheaper recording "
+                    "can meet it"
+                )
+            else:
+                over = r.median_ratio("engine_recorded", "engine_unrecorded")
+                why = (
+                    f"the unrecorded engine is {alone:.2f}x faster ({unrec:,.1f} "
+                    f"µs/step against PyTorch's {torch:,.1f}); recording's "
+                    f"{over:.2f}x brings that to {got:.2f}x; {SPEEDUP_TARGET:g}x "
+                    f"needs recording to cost at most {max(need - unrec, 0.0):,.1f} "
+                    "µs/step"
+                )
+            lines.append(f"- ({k}) against PyTorch {label}: {why}.")
+    if not lines:
+        return ""
+    return "\n".join(
+        [
+            "Why the missed speed-up targets are missed (medians of this run):",
+            "",
+            *lines,
+        ]
+    )
 
 
 def _throughput(results: list[NetResult], rounds: int) -> str:
