@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import BoxAnnotation, ColumnDataSource, HoverTool, TapTool
+from bokeh.models import (
+    BoxAnnotation,
+    ColumnDataSource,
+    HoverTool,
+    LinearColorMapper,
+    TapTool,
+)
 from bokeh.plotting import figure
 
 from engine import events as ev
@@ -71,13 +77,6 @@ def _positions(n: int) -> np.ndarray:
     return (np.arange(n) - (n - 1) / 2.0)[::-1]
 
 
-def _color(values: np.ndarray) -> list[str]:
-    return [
-        _POSITIVE if v > 0 else _NEGATIVE if v < 0 else _ZERO
-        for v in np.nan_to_num(values)
-    ]
-
-
 class NetworkDiagram(pn.viewable.Viewer):
     """The network as columns of units and one line per weight.
 
@@ -116,6 +115,7 @@ class NetworkDiagram(pn.viewable.Viewer):
             params["state"] = AppState()
         super().__init__(**params)
         self._key: Any = None
+        self._layout: Any = None
         self._sizes: tuple[int, ...] = ()
 
         self.nodes = ColumnDataSource(
@@ -142,7 +142,7 @@ class NetworkDiagram(pn.viewable.Viewer):
                 "i": [],
                 "j": [],
                 "value": [],
-                "color": [],
+                "sign": [],
                 "width": [],
                 "label_edge": [],
             }
@@ -169,7 +169,13 @@ class NetworkDiagram(pn.viewable.Viewer):
             "x1",
             "y1",
             source=self.edges,
-            line_color="color",
+            # sign -1, 0, 1 picks blue, gray, red (numbers travel as binary).
+            line_color={
+                "field": "sign",
+                "transform": LinearColorMapper(
+                    palette=[_NEGATIVE, _ZERO, _POSITIVE], low=-1.5, high=1.5
+                ),
+            },
             line_width="width",
             line_alpha=0.7,
             nonselection_line_alpha=0.7,
@@ -270,6 +276,7 @@ class NetworkDiagram(pn.viewable.Viewer):
         params, problem = self.current_params()
         if params is None:
             self._sizes = ()
+            self._layout = None
             self.nodes.data = {k: [] for k in self.nodes.data}
             self.edges.data = {k: [] for k in self.edges.data}
             self.columns.data = {"x": [], "y": [], "text": []}
@@ -325,7 +332,6 @@ class NetworkDiagram(pn.viewable.Viewer):
             edge["i"].extend(i.tolist())
             edge["j"].extend(j.tolist())
             edge["value"].extend(w.tolist())
-            edge["color"].extend(_color(w))
             mag = np.nan_to_num(np.abs(w) / scale, nan=0.0, posinf=1.0)
             edge["width"].extend((0.5 + 5.0 * np.minimum(mag, 1.0)).tolist())
         edge["label_edge"] = [
@@ -337,6 +343,17 @@ class NetworkDiagram(pn.viewable.Viewer):
         node["size"] = [size] * len(node["x"])
         node["line"] = ["#444444"] * len(node["x"])
         node["line_width"] = [1.0] * len(node["x"])
+        edge["value"] = np.asarray(edge["value"], dtype=np.float64)
+        edge["sign"] = np.sign(np.nan_to_num(edge["value"]))
+        edge["width"] = np.asarray(edge["width"], dtype=np.float64)
+        layout = (sizes, tuple(edge["layer"]), tuple(edge["i"]), tuple(edge["j"]))
+        if layout == self._layout:
+            # Same lines and units as before: send only what a step changes.
+            self.edges.data.update({k: edge[k] for k in ("value", "sign", "width")})
+            self.nodes.data.update({k: node[k] for k in ("bias", "fill")})
+            self._update_note(notes)
+            return
+        self._layout = layout
         self.edges.data = edge
         self.nodes.data = node
         bottom = -(max(drawn) - 1) / 2.0 - 0.6
@@ -347,11 +364,16 @@ class NetworkDiagram(pn.viewable.Viewer):
         }
         self.figure.x_range.start = -0.5
         self.figure.x_range.end = len(sizes) - 0.5
+        self._update_note(notes)
+
+    def _update_note(self, notes: list[str]) -> None:
         text = "Red lines: positive weights, blue: negative; wider is larger. "
         text += "Unit fill: sign of its bias."
         if notes:
             text += " Large layers are drawn in part: " + "; ".join(notes) + "."
-        self.note.object = f"<p><small>{html.escape(text)}</small></p>"
+        note = f"<p><small>{html.escape(text)}</small></p>"
+        if note != self.note.object:
+            self.note.object = note
 
     def _column_labels(self, sizes: tuple[int, ...]) -> list[str]:
         """Return "input (4)", "layer 1: 16 relu", ... one per column."""

@@ -47,9 +47,21 @@ def test_edges_are_the_recorded_weights_and_follow_the_step(state: AppState) -> 
     diagram.update()
     np.testing.assert_array_equal(edge_matrix(diagram, 0), recorded[0]["W"])
     assert not np.array_equal(edge_matrix(diagram, 0), used[0]["W"])
-    colors = diagram.edges.data["color"]
-    values = diagram.edges.data["value"]
-    assert all((c == "#d62728") == (v > 0) for c, v in zip(colors, values, strict=True))
+    values = np.asarray(diagram.edges.data["value"])
+    np.testing.assert_array_equal(diagram.edges.data["sign"], np.sign(values))
+
+
+def test_a_step_move_sends_only_the_changing_columns(state: AppState) -> None:
+    diagram = NetworkDiagram(state=state)
+    diagram.update()
+    x0, label = diagram.edges.data["x0"], diagram.edges.data["label_edge"]
+    state.go_to(7)
+    diagram.update()
+    assert diagram.edges.data["x0"] is x0
+    assert diagram.edges.data["label_edge"] is label
+    np.testing.assert_array_equal(
+        edge_matrix(diagram, 1), state.session.params_after(6)[1]["W"]
+    )
 
 
 def test_clicking_a_unit_selects_it(state: AppState) -> None:

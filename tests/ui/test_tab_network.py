@@ -38,10 +38,10 @@ def test_opening_a_session_fills_design_and_data(tab: NetworkTab) -> None:
 
 def test_session_diagram_follows_the_cursor(tab: NetworkTab) -> None:
     state = tab.state
-    drawn = tab.session_diagram.edges.data["value"][:5]
+    drawn = list(tab.session_diagram.edges.data["value"][:5])
     assert drawn == state.params()[0]["W"][0, :5].tolist()
     state.go_to(3)
-    drawn = tab.session_diagram.edges.data["value"][:5]
+    drawn = list(tab.session_diagram.edges.data["value"][:5])
     assert drawn == state.session.params_after(2)[0]["W"][0, :5].tolist()
 
 
