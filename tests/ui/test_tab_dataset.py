@@ -193,3 +193,15 @@ def test_shows_the_open_sessions_dataset(demo_dir: Path, tab: DatasetTab) -> Non
     assert tab.session_button.visible
     tab._on_session_button_click()
     assert state.data is state.session.dataset
+
+
+def test_the_upload_widget_imports_the_file(tab: DatasetTab) -> None:
+    tab.source.value = "CSV file"
+    assert tab.csv_box.visible and not tab.builtin_box.visible
+    raw = (CASES / "case22.csv").read_bytes()
+    tab.file_input.param.update(filename="case22.csv", value=raw)
+    assert tab.state.data is not None and tab.state.data.name == "case22.csv"
+    assert "delimiter <b>&#x27;;&#x27;</b>" in tab.report_pane.object
+    tab.file_input.param.update(filename="case27a.csv", value=b"")
+    assert "The file is empty." in tab.error_pane.object
+    assert tab.state.data.name == "case22.csv"

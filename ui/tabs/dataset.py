@@ -420,7 +420,8 @@ class DatasetTab(Tab):
         self.load_builtin()
 
     def _on_file_input_value(self, event: Any) -> None:
-        if event.new:
+        # An empty file (b"") is imported too, so its message is shown.
+        if event.new is not None:
             self.import_bytes(event.new, self.file_input.filename or "uploaded.csv")
 
     def _on_import_button_click(self, *_: Any) -> None:
