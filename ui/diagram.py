@@ -457,10 +457,13 @@ class NetworkDiagram(pn.viewable.Viewer):
     def _on_nodes_indices(self, attr: str, old: Any, new: list[int]) -> None:
         if new:
             self.tap_node(new[0])
+            # Forget the selection, so a second click on the same unit counts.
+            self.nodes.selected.indices = []
 
     def _on_edges_indices(self, attr: str, old: Any, new: list[int]) -> None:
         if new:
             self.tap_edge(new[0])
+            self.edges.selected.indices = []
 
 
 def _tint(value: float) -> str:
