@@ -173,6 +173,8 @@ class NetworkTab(Tab):
         self._rows: list[_LayerRow] = []
         self._loading = False
         self._touched = False
+        self._notices: list[str] = []
+        self._template_note = ""
         self._session_key: Any = None
         self._builder_key: Any = None
 
@@ -397,8 +399,8 @@ class NetworkTab(Tab):
             NetworkSpec(data.n_features if data else self.n_in.value or 2, layers)
         )
         self._template_note = (
-            f"Template '{name}': output {output} with {n_out} unit(s); train it "
-            f"with the {TASK_DEFAULTS[task][1]} loss (tab 5)."
+            f"Last template used: '{name}', output {output} with {n_out} "
+            f"unit(s); train it with the {TASK_DEFAULTS[task][1]} loss (tab 5)."
         )
         self._on_layer_value()
 
@@ -532,12 +534,10 @@ class NetworkTab(Tab):
         else:
             parts.append("<p class='gn-ok'>The network is ready for the next run.</p>")
             parts.extend(
-                f"<p class='gn-notice'>{html.escape(n)}</p>"
-                for n in getattr(self, "_notices", [])
+                f"<p class='gn-notice'>{html.escape(n)}</p>" for n in self._notices
             )
-        note = getattr(self, "_template_note", "")
-        if note:
-            parts.append(f"<p>{html.escape(note)}</p>")
+        if self._template_note:
+            parts.append(f"<p>{html.escape(self._template_note)}</p>")
         self.messages.object = "".join(parts)
         spec = self.state.design
         self.counts.object = (
