@@ -130,3 +130,13 @@ def test_no_session_says_so() -> None:
     diagram.update()
     assert diagram.edges.data["value"] == []
     assert "Open a session" in diagram.note.object
+
+
+def test_design_weights_are_the_ones_a_run_draws(state: AppState) -> None:
+    from ui.diagram import design_params
+
+    session = state.session
+    drawn = design_params(session.spec, {}, seed=session.config.seed)
+    for layer, used in enumerate(state.params()):  # step 0 uses the initial values
+        np.testing.assert_array_equal(drawn[layer]["W"], used["W"])
+        np.testing.assert_array_equal(drawn[layer]["b"], used["b"])

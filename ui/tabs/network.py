@@ -219,7 +219,9 @@ class NetworkTab(Tab):
         # Hand-set starting values.
         self.picked_label = pn.pane.HTML(
             "<p>Click a weight (line) or a unit (its bias) in the diagram above to "
-            "set its starting value.</p>",
+            "set its starting value. The diagram shows the starting weights a run "
+            "with seed 0 draws; another seed (tab 5) draws others, but values set "
+            "here by hand are always used.</p>",
             **text,
         )
         self.value_input = pn.widgets.FloatInput(
