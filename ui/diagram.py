@@ -258,6 +258,7 @@ class NetworkDiagram(pn.viewable.Viewer):
         return (
             "design",
             id(self.state.design),
+            id(self.state.data),
             tuple(sorted(map(repr, self.state.initial_values.items()))),
             self.seed,
         )
@@ -287,6 +288,7 @@ class NetworkDiagram(pn.viewable.Viewer):
         drawn = [min(n, MAX_UNITS_DRAWN) for n in sizes]
         ys = [_positions(n) for n in drawn]
         notes: list[str] = []
+        features = self._feature_names()
 
         # Units: one column per layer, input first.
         node: dict[str, list[Any]] = {k: [] for k in self.nodes.data}
@@ -297,7 +299,11 @@ class NetworkDiagram(pn.viewable.Viewer):
             node["column"].extend([c] * n)
             node["unit"].extend(range(n))
             where = "input" if c == 0 else f"layer {c}"
-            node["label"].extend(f"{where}, unit {j + 1}" for j in range(n))
+            if c == 0 and len(features) == sizes[0]:
+                # Hover tooltips show field values as text, never as HTML.
+                node["label"].extend(f"input {features[j]}" for j in range(n))
+            else:
+                node["label"].extend(f"{where}, unit {j + 1}" for j in range(n))
             node["bias"].extend(bias.tolist())
             node["fill"].extend(
                 ["#ffffff"] * n if c == 0 else [_tint(v) for v in np.nan_to_num(bias)]
@@ -374,6 +380,13 @@ class NetworkDiagram(pn.viewable.Viewer):
         note = f"<p><small>{html.escape(text)}</small></p>"
         if note != self.note.object:
             self.note.object = note
+
+    def _feature_names(self) -> tuple[str, ...]:
+        """Return the input names of the data drawn for (empty if unknown)."""
+        data = self.state.data
+        if self.mode == "session" and self.state.session is not None:
+            data = self.state.session.dataset
+        return () if data is None else tuple(data.feature_names)
 
     def _column_labels(self, sizes: tuple[int, ...]) -> list[str]:
         """Return "input (4)", "layer 1: 16 relu", ... one per column."""

@@ -140,3 +140,11 @@ def test_design_weights_are_the_ones_a_run_draws(state: AppState) -> None:
     for layer, used in enumerate(state.params()):  # step 0 uses the initial values
         np.testing.assert_array_equal(drawn[layer]["W"], used["W"])
         np.testing.assert_array_equal(drawn[layer]["b"], used["b"])
+
+
+def test_input_units_are_named_after_the_features(state: AppState) -> None:
+    diagram = NetworkDiagram(state=state)
+    diagram.update()
+    labels = diagram.nodes.data["label"]
+    assert labels[0] == "input sepal length (cm)"
+    assert labels[4] == "layer 1, unit 1"
