@@ -43,8 +43,13 @@ N_BINS = 20
 MAX_POINTS = 5000
 
 _AUTO = "detect"
-_DELIMITERS = {_AUTO: None, ", (comma)": ",", "; (semicolon)": ";", "tab": "\t"}
-_DELIMITERS["| (bar)"] = "|"
+_DELIMITERS = {
+    _AUTO: None,
+    ", (comma)": ",",
+    "; (semicolon)": ";",
+    "tab": "\t",
+    "| (bar)": "|",
+}
 _HEADER = {_AUTO: None, "first row is column names": True, "no header": False}
 _TASKS = [_AUTO, "binary", "multiclass", "regression", "classification"]
 _LAST_COLUMN = "(last column)"
