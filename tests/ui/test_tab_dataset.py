@@ -205,3 +205,19 @@ def test_the_upload_widget_imports_the_file(tab: DatasetTab) -> None:
     tab.file_input.param.update(filename="case27a.csv", value=b"")
     assert "The file is empty." in tab.error_pane.object
     assert tab.state.data.name == "case22.csv"
+
+
+def test_delimiter_and_header_can_be_overridden(tab: DatasetTab) -> None:
+    raw = b"1;2;0\n2;3;1\n3;4;0\n4;5;1\n5;6;0\n6;7;1\n"
+    assert tab.import_bytes(raw, "plain.csv")
+    assert "header <b>no</b>" in tab.report_pane.object
+    assert tab.state.data.n_train + tab.state.data.n_test == 6
+
+    tab.header.value = "first row is column names"
+    assert tab.import_csv_again()
+    assert "header <b>yes</b>" in tab.report_pane.object
+    assert tab.state.data.n_train + tab.state.data.n_test == 5
+
+    tab.delimiter.value = ", (comma)"
+    assert not tab.import_csv_again()
+    assert "only one column" in tab.error_pane.object
