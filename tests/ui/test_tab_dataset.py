@@ -13,7 +13,7 @@ from sessions.datasets import load_dataset
 from ui.state import AppState
 from ui.tabs.dataset import DatasetTab, feature_stats
 
-CASES = Path("/work/shared/cases")
+CASES = Path(__file__).resolve().parents[3] / "shared" / "cases"
 
 
 @pytest.fixture

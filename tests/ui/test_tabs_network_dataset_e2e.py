@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.ui
+
+CASES = Path(__file__).resolve().parents[3] / "shared" / "cases"
 
 # Number of weight lines in the first data source holding an "x0" column.
 EDGE_COUNT = """() => {
@@ -81,3 +84,12 @@ def test_network_and_dataset_tabs_show_the_session(
     # Loading a built-in set replaces what the tab shows.
     page.get_by_role("button", name="Use this dataset").click()
     page.get_by_text("160 training rows, 40 test rows").first.wait_for(timeout=20_000)
+
+    # A CSV upload: a bad file shows the importer's message, a good one its report.
+    page.get_by_text("CSV file", exact=True).first.click()
+    upload = page.locator("input[type=file]").last  # the first is the sidebar's
+    upload.set_input_files(str(CASES / "case31.csv"))
+    page.get_by_text("x1: 2 missing (rows 2, 4)").first.wait_for(timeout=20_000)
+    upload.set_input_files(str(CASES / "case15.csv"))
+    page.get_by_text("Read case15.csv").first.wait_for(timeout=20_000)
+    page.get_by_text("Very Good → 4").first.wait_for(timeout=5_000)
