@@ -124,8 +124,29 @@ PAGE_HELPERS = """() => {
   return true;
 }""".replace("N_TABS", str(N_TABS))
 
+# Installed before the page's scripts: note when each websocket frame is sent
+# and received, so a move can be split into browser and server time.
+WS_CLOCK = """(() => {
+  const Native = window.WebSocket;
+  const clock = window.__gbws = {sent: [], received: []};
+  const send = Native.prototype.send;
+  Native.prototype.send = function (data) {
+    clock.sent.push(performance.now());
+    return send.call(this, data);
+  };
+  class Clocked extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', () => clock.received.push(performance.now()));
+    }
+  }
+  window.WebSocket = Clocked;
+})();"""
+
 # Set the slider, then check on every animation frame until ``done(step)``.
-# Resolves to the milliseconds elapsed, or -1 after ``timeout`` ms.
+# Resolves to [total ms, ms to the first frame sent, ms from it to the first
+# frame received, ms from it to the last frame received before done]; total
+# is -1 after ``timeout`` ms.
 MOVE_AND_WAIT = """async ([step, which, timeout]) => {
   const gb = window.__gb;
   const box = gb.stepBox();
@@ -134,9 +155,12 @@ MOVE_AND_WAIT = """async ([step, which, timeout]) => {
     : which === 'box' ? () => box.value === step
     : () => gb.candidates(step).length > 0;
   const slider = gb.slider();
+  const clock = window.__gbws;
+  clock.sent.length = 0;
+  clock.received.length = 0;
   const t0 = performance.now();
   slider.value = step;
-  return await new Promise((resolve) => {
+  const total = await new Promise((resolve) => {
     const check = () => {
       const dt = performance.now() - t0;
       if (done()) resolve(dt);
@@ -145,6 +169,11 @@ MOVE_AND_WAIT = """async ([step, which, timeout]) => {
     };
     check();
   });
+  const end = t0 + total;
+  const sent = clock.sent.find(t => t >= t0);
+  const got = clock.received.filter(t => sent !== undefined && t >= sent && t <= end);
+  if (total < 0 || sent === undefined || !got.length) return [total, -1, -1, -1];
+  return [total, sent - t0, got[0] - sent, got[got.length - 1] - sent];
 }"""
 
 # Keep the candidate marks that moved on to ``step``; describe them ("2 Span").
@@ -420,20 +449,23 @@ def _free_port() -> int:
 class Server:
     """``panel serve ui/app.py`` on a free loopback port, in its own process group."""
 
-    def __init__(self, folder: Path, log: Path, *extra: str) -> None:
+    def __init__(
+        self, folder: Path, log: Path, *extra: str, app: Path | None = None
+    ) -> None:
+        app = app or ROOT / "ui" / "app.py"
         port = _free_port()
         cmd = [
-            sys.executable, "-m", "panel", "serve", str(ROOT / "ui" / "app.py"),
+            sys.executable, "-m", "panel", "serve", str(app),
             "--port", str(port), "--address", "127.0.0.1",
             "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", *extra,
         ]  # fmt: skip
-        env = {**os.environ, "GLASSNET_SESSIONS": str(folder)}
+        env = {**os.environ, "GLASSNET_SESSIONS": str(folder), "PYTHONPATH": str(ROOT)}
         self._log = log.open("w")
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        self.url = f"http://127.0.0.1:{port}/app"
+        self.url = f"http://127.0.0.1:{port}/{app.stem}"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -472,6 +504,7 @@ def _open_page(browser: Any, url: str, timeout_ms: float = 90_000) -> Any:
     """Open ``url`` in a new context; return the page once its websocket is open."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
+    page.add_init_script(WS_CLOCK)
     with page.expect_console_message(
         lambda m: "Websocket connection 0 is now open" in m.text, timeout=timeout_ms
     ):
@@ -482,6 +515,17 @@ def _open_page(browser: Any, url: str, timeout_ms: float = 90_000) -> Any:
 
 # -- 2. slider to plot, in Chromium -----------------------------------------------
 
+# The experiment of section 2b: the app as served, except that Panel handles the
+# step slider's changes from the browser at once instead of after its 50 ms
+# debounce (``Syncable._debounce``).
+NO_DEBOUNCE_APP = """import panel as pn
+
+from ui.app import create_app
+
+pn.widgets.IntSlider._debounce = 0
+create_app().servable(title="glassnet")
+"""
+
 
 @dataclass
 class BrowserTab:
@@ -489,6 +533,10 @@ class BrowserTab:
 
     marks: str = ""
     move_ms: list[float] = field(default_factory=list)
+    to_send_ms: list[float] = field(default_factory=list)
+    first_reply_ms: list[float] = field(default_factory=list)
+    last_reply_ms: list[float] = field(default_factory=list)
+    after_reply_ms: list[float] = field(default_factory=list)
     timeouts: int = 0
     note: str = ""
 
@@ -517,7 +565,7 @@ def measure_browser(
             page.wait_for_timeout(500)
             # Find the marks that follow the cursor: they show one step, then the next.
             which = "marks"
-            if page.evaluate(MOVE_AND_WAIT, [first, "any", 6_000]) >= 0:
+            if page.evaluate(MOVE_AND_WAIT, [first, "any", 6_000])[0] >= 0:
                 page.wait_for_timeout(1000)
                 page.evaluate("(s) => { __gb.first = __gb.candidates(s); }", first)
                 page.evaluate(MOVE_AND_WAIT, [second, "any", 10_000])
@@ -531,11 +579,18 @@ def measure_browser(
                 )
                 page.evaluate(MOVE_AND_WAIT, [second, "box", 10_000])
             for step in _random_steps(rng, n_steps, n_moves, second):
-                ms = page.evaluate(MOVE_AND_WAIT, [step, which, 10_000])
+                ms, to_send, first, last = page.evaluate(
+                    MOVE_AND_WAIT, [step, which, 10_000]
+                )
                 if ms < 0:
                     res.timeouts += 1
-                else:
-                    res.move_ms.append(ms)
+                    continue
+                res.move_ms.append(ms)
+                if to_send >= 0:
+                    res.to_send_ms.append(to_send)
+                    res.first_reply_ms.append(first)
+                    res.last_reply_ms.append(last)
+                    res.after_reply_ms.append(ms - to_send - last)
                 page.wait_for_timeout(150)
         finally:
             page.context.close()
@@ -659,6 +714,10 @@ def _pcts(values: list[float]) -> tuple[str, str, str]:
     return (f"{p['p50']:.1f}", f"{p['p95']:.1f}", f"{p['max']:.1f}")
 
 
+def _median(values: list[float]) -> str:
+    return f"{np.median(values):.0f}" if values else "-"
+
+
 def _tab_label(tab: int) -> str:
     from ui.tabs import TABS
 
@@ -710,6 +769,8 @@ def render(r: dict[str, Any]) -> str:
         parts += ["", _server_section(r)]
     if r["browser"]:
         parts += ["", _browser_section(r)]
+    if r["no_debounce"]:
+        parts += ["", _debounce_section(r)]
     if r["memory"]:
         parts += ["", _memory_section(r)]
     if r["server"]:
@@ -803,22 +864,71 @@ def _browser_section(r: dict[str, Any]) -> str:
         f"{r['browser_moves']} random moves per tab, 150 ms apart. Milliseconds; "
         "a move that took over 10 s counts as a timeout.",
         "",
+        "The last four columns split a move (medians), from the page's own clock "
+        "on its websocket: *frame sent* is when the slider's change left the "
+        "page; *first reply* and *last reply* are the first and the last frame "
+        "received from the server before the marks showed the step, counted from "
+        "the frame sent (so they hold the server's work, the loopback network and "
+        "the page's handling of earlier frames); *drawn* is the rest, from the "
+        "last frame received to the animation frame showing the step.",
+        "",
     ]
     for name, tabs in r["browser"].items():
         lines += [
             f"`{name}`:",
             "",
             _table(
-                ("tab", "cursor marks", "n", "p50", "p95", "max", "timeouts"),
+                ("tab", "cursor marks", "n", "p50", "p95", "max", "timeouts",
+                 "frame sent", "first reply", "last reply", "drawn"),
                 [
                     (_tab_label(t), x.marks or x.note, len(x.move_ms),
-                     *_pcts(x.move_ms), x.timeouts)
+                     *_pcts(x.move_ms), x.timeouts, _median(x.to_send_ms),
+                     _median(x.first_reply_ms), _median(x.last_reply_ms),
+                     _median(x.after_reply_ms))
                     for t, x in tabs.items()
                 ],
             ),
             "",
         ]  # fmt: skip
     return "\n".join(lines).rstrip()
+
+
+def _debounce_section(r: dict[str, Any]) -> str:
+    rows = []
+    for name, tabs in r["no_debounce"].items():
+        shipped = r["browser"].get(name, {})
+        for t, x in tabs.items():
+            before = shipped.get(t)
+            rows.append(
+                (f"`{name}`", _tab_label(t), x.marks or "step box", len(x.move_ms),
+                 *_pcts(x.move_ms)[:2],
+                 *(_pcts(before.move_ms)[:2] if before else ("-", "-")))
+            )  # fmt: skip
+    return "\n".join(
+        [
+            "## 2b. Experiment: the same without Panel's 50 ms debounce",
+            "",
+            "Panel waits 50 ms (`Syncable._debounce`) before it handles a change "
+            "that came from the browser, so that a burst of changes is handled once. "
+            "Every slider move pays it. This run serves the app with "
+            "`pn.widgets.IntSlider._debounce = 0` and measures as in section 2 "
+            "(the app as shipped keeps the debounce). Milliseconds.",
+            "",
+            _table(
+                (
+                    "session",
+                    "tab",
+                    "cursor marks",
+                    "n",
+                    "p50",
+                    "p95",
+                    "p50 shipped",
+                    "p95 shipped",
+                ),
+                rows,
+            ),  # fmt: skip
+        ]
+    )
 
 
 def _memory_section(r: dict[str, Any]) -> str:
@@ -940,6 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
         "users": args.users,
         "server": {},
         "browser": {},
+        "no_debounce": {},
         "memory": {},
     }
     with tempfile.TemporaryDirectory(prefix="glassnet-bench-app-") as tmp:
@@ -954,7 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["server"][name] = measure_server(
                     folder, name, args.server_moves, args.profile_moves, seed=i
                 )
-        if {"browser", "memory"} & set(args.only):
+        if {"browser", "debounce", "memory"} & set(args.only):
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
                     executable_path=CHROMIUM, args=CHROMIUM_ARGS
@@ -965,6 +1076,20 @@ def main(argv: list[str] | None = None) -> int:
                         try:
                             for i, name in enumerate(names):
                                 results["browser"][name] = measure_browser(
+                                    server, browser, name, info[name]["steps"],
+                                    args.browser_moves, seed=100 + i,
+                                )  # fmt: skip
+                        finally:
+                            server.stop()
+                    if "debounce" in args.only:
+                        app = logs / "app_no_debounce.py"
+                        app.write_text(NO_DEBOUNCE_APP, encoding="utf-8")
+                        log = logs / "serve-no-debounce.log"
+                        server = Server(folder, log, app=app)
+                        try:
+                            for i, name in enumerate(names):
+                                say(f"browser, no debounce: {name}")
+                                results["no_debounce"][name] = measure_browser(
                                     server, browser, name, info[name]["steps"],
                                     args.browser_moves, seed=100 + i,
                                 )  # fmt: skip
@@ -1029,8 +1154,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument(
         "--only",
-        default="server,browser,memory",
-        help="comma-separated parts to run: server, browser, memory (default all)",
+        default="server,browser,debounce,memory",
+        help="comma-separated parts to run: server, browser, debounce, memory "
+        "(default all)",
     )
     args = p.parse_args(argv)
     defaults = QUICK if args.quick else FULL
@@ -1039,9 +1165,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
             setattr(args, key, value)
     args.profile_moves = defaults["profile_moves"]
     args.only = [x.strip() for x in args.only.split(",") if x.strip()]
-    unknown = set(args.only) - {"server", "browser", "memory"}
+    unknown = set(args.only) - {"server", "browser", "debounce", "memory"}
     if unknown:
-        p.error(f"--only takes server, browser and memory; got {sorted(unknown)}")
+        p.error(
+            f"--only takes server, browser, debounce and memory; got {sorted(unknown)}"
+        )
     if (
         len(args.users) < 2
         or args.users[0] < 1
