@@ -44,12 +44,18 @@ def tab(tmp_path: Path) -> TrainingTab:
 
 
 def follow(tab: TrainingTab, timeout: float = 60.0) -> list[int]:
-    """Call the periodic callback until the job ended; return n_steps seen."""
+    """Call the periodic callback until the job ended; return n_steps seen.
+
+    Only the steps of the new run count: until its file has a step, the
+    state still shows the session that was open before.
+    """
     seen = []
     deadline = time.monotonic() + timeout
     while tab._poll is not None:
         tab.poll()
-        seen.append(tab.state.n_steps)
+        job = tab.job
+        if job is not None and tab.state.session.path == job.path:
+            seen.append(tab.state.n_steps)
         if time.monotonic() > deadline:
             pytest.fail("the run did not end")
         time.sleep(0.02)
