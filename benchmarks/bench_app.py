@@ -566,7 +566,7 @@ def measure_browser(
             # Find the marks that follow the cursor: they show one step, then the next.
             which = "marks"
             if page.evaluate(MOVE_AND_WAIT, [first, "any", 6_000])[0] >= 0:
-                page.wait_for_timeout(1000)
+                page.wait_for_timeout(600)
                 page.evaluate("(s) => { __gb.first = __gb.candidates(s); }", first)
                 page.evaluate(MOVE_AND_WAIT, [second, "any", 10_000])
                 page.wait_for_timeout(1000)
@@ -764,6 +764,9 @@ def render(r: dict[str, Any]) -> str:
             ],
         ),
     ]  # fmt: skip
+    if r["failed"]:
+        parts += ["", "**Parts that failed** (their results are missing):", ""]
+        parts += [f"- {line}" for line in r["failed"]]
     parts += ["", _targets(r)]
     if r["server"]:
         parts += ["", _server_section(r)]
@@ -1034,6 +1037,36 @@ def _verdict(load: dict[str, Any], nproc: int) -> str:
     )
 
 
+def _part(results: dict[str, Any], label: str, run: Any, *args: Any) -> Any:
+    """Return ``run(*args)``; on failure note it for the report and return None."""
+    try:
+        return run(*args)
+    except Exception as err:  # a failed part must not lose the others' results
+        say(f"{label} FAILED: {err!r}")
+        results["failed"].append(f"{label}: {type(err).__name__}: {err}")
+        return None
+
+
+def _browser_part(
+    out: dict[str, Any],
+    folder: Path,
+    log: Path,
+    app: Path | None,
+    browser: Any,
+    info: dict[str, dict[str, Any]],
+    moves: int,
+) -> None:
+    """Serve the app (or ``app``) and time slider moves for every session."""
+    server = Server(folder, log, app=app)
+    try:
+        for i, name in enumerate(info):
+            out[name] = measure_browser(
+                server, browser, name, info[name]["steps"], moves, seed=100 + i
+            )
+    finally:
+        server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run the three measurements, write the report."""
     args = _parse(sys.argv[1:] if argv is None else argv)
@@ -1052,6 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
         "browser": {},
         "no_debounce": {},
         "memory": {},
+        "failed": [],
     }
     with tempfile.TemporaryDirectory(prefix="glassnet-bench-app-") as tmp:
         folder = args.sessions or Path(tmp) / "sessions"
@@ -1062,9 +1096,12 @@ def main(argv: list[str] | None = None) -> int:
         if "server" in args.only:
             for i, name in enumerate(names):
                 say(f"server side: {name}")
-                results["server"][name] = measure_server(
-                    folder, name, args.server_moves, args.profile_moves, seed=i
-                )
+                res = _part(
+                    results, f"server side, {name}", measure_server,
+                    folder, name, args.server_moves, args.profile_moves, i,
+                )  # fmt: skip
+                if res is not None:
+                    results["server"][name] = res
         if {"browser", "debounce", "memory"} & set(args.only):
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
@@ -1072,35 +1109,29 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 try:
                     if "browser" in args.only:
-                        server = Server(folder, logs / "serve-browser.log")
-                        try:
-                            for i, name in enumerate(names):
-                                results["browser"][name] = measure_browser(
-                                    server, browser, name, info[name]["steps"],
-                                    args.browser_moves, seed=100 + i,
-                                )  # fmt: skip
-                        finally:
-                            server.stop()
+                        _part(
+                            results, "browser", _browser_part, results["browser"],
+                            folder, logs / "serve-browser.log", None, browser, info,
+                            args.browser_moves,
+                        )  # fmt: skip
                     if "debounce" in args.only:
                         app = logs / "app_no_debounce.py"
                         app.write_text(NO_DEBOUNCE_APP, encoding="utf-8")
-                        log = logs / "serve-no-debounce.log"
-                        server = Server(folder, log, app=app)
-                        try:
-                            for i, name in enumerate(names):
-                                say(f"browser, no debounce: {name}")
-                                results["no_debounce"][name] = measure_browser(
-                                    server, browser, name, info[name]["steps"],
-                                    args.browser_moves, seed=100 + i,
-                                )  # fmt: skip
-                        finally:
-                            server.stop()
+                        _part(
+                            results, "no debounce", _browser_part,
+                            results["no_debounce"], folder,
+                            logs / "serve-no-debounce.log", app, browser, info,
+                            max(args.browser_moves // 2, 5),
+                        )  # fmt: skip
                     if "memory" in args.only:
                         for name in names:
                             log = logs / f"serve-memory-{name}.log"
-                            results["memory"][name] = measure_memory(
-                                folder, name, args.users, browser, log
-                            )
+                            res = _part(
+                                results, f"memory, {name}", measure_memory,
+                                folder, name, args.users, browser, log,
+                            )  # fmt: skip
+                            if res is not None:
+                                results["memory"][name] = res
                 finally:
                     browser.close()
     load["end"] = os.getloadavg()
