@@ -705,9 +705,10 @@ def prepare_dataset(
         notes.extend(_split_notices(class_index, class_names, test_mask, n_test))
         if n_repeated:
             notes.append(
-                f"{_plural(n_repeated, 'row')} repeat the features of an earlier "
-                "row; identical rows were kept on the same side of the train/test "
-                "split, so no test row also appears in training."
+                f"{_plural(n_repeated, 'row')} "
+                f"{'repeats' if n_repeated == 1 else 'repeat'} the features of an "
+                "earlier row; identical rows were kept on the same side of the "
+                "train/test split, so no test row also appears in training."
             )
     else:
         test_mask = np.zeros(n_rows, dtype=bool)

@@ -63,7 +63,7 @@ class AnalysisTab(Tab):
     title = "Analysis"
     index = 6
     help = (
-        "How to use: move the cursor; the histograms, unit counts and weight "
+        "Move the cursor; the histograms, unit counts and weight "
         "maps show the cursor's step, and the red dashed line marks it on the "
         "whole-run plots."
     )
@@ -78,7 +78,7 @@ class AnalysisTab(Tab):
         self._run_activations: dict[str, Any] = {}
 
         self._help = pn.pane.HTML(
-            f"<p><b>{html.escape(self.help)}</b></p>", sizing_mode="stretch_width"
+            f"<p><i>{html.escape(self.help)}</i></p>", sizing_mode="stretch_width"
         )
         self._status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._verdicts = pn.pane.HTML(

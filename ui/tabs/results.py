@@ -59,7 +59,7 @@ class ResultsTab(Tab):
     title = "Training results"
     index = 5
     help = (
-        "How to use: move the cursor; every number and plot here uses the "
+        "Move the cursor; every number and plot here uses the "
         "parameters the cursor's step started from (before its update). "
         "The curves at the bottom are the metrics recorded after each epoch."
     )
@@ -74,7 +74,7 @@ class ResultsTab(Tab):
 
         # Text: how to use, what the cursor shows, the metric tables.
         self._help = pn.pane.HTML(
-            f"<p><b>{html.escape(self.help)}</b></p>", sizing_mode="stretch_width"
+            f"<p><i>{html.escape(self.help)}</i></p>", sizing_mode="stretch_width"
         )
         self._summary = pn.pane.HTML("", sizing_mode="stretch_width")
         self._tables = pn.pane.HTML(
