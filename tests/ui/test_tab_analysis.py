@@ -19,7 +19,13 @@ from analysis_runs import (
 from engine.network import forward
 from ui import metrics
 from ui.state import AppState
-from ui.tabs.analysis import HIST_BINS, MAX_SERIES_POINTS, PERCENTILES, AnalysisTab
+from ui.tabs.analysis import (
+    HIST_BINS,
+    MAX_SERIES_POINTS,
+    PERCENTILES,
+    AnalysisTab,
+    unit_ticks,
+)
 from ui.tabs.results import ResultsTab
 
 
@@ -121,6 +127,38 @@ def test_weights_show_the_parameters_the_step_used(runs) -> None:
             W = params[layer]["W"]
             assert np.array_equal(source.data["image"][0], W)
             assert mapper.high == pytest.approx(np.abs(W).max())
+
+
+def test_log_axes_are_ticked_over_the_whole_data_range(runs) -> None:
+    tab = _tab(runs["moons"])
+    series = tab.state.session.series()
+    for key, values in (
+        ("grad", series.grad_norms),
+        ("ratio", series.update_ratios),
+    ):
+        ticks = tab._views[f"{key}_fig"].yaxis[0].ticker.ticks
+        finite = values[np.isfinite(values) & (values > 0)]
+        # A labelled tick at or below the smallest value and at or above the largest.
+        assert min(ticks) <= finite.min() < finite.max() <= max(ticks)
+        # Log ticks: 1, 2 and 5 of each decade (a short range), never linear steps.
+        mantissas = {round(t / 10 ** np.floor(np.log10(t)), 6) for t in ticks}
+        assert mantissas <= {1.0, 2.0, 5.0}
+
+
+def test_weight_maps_tick_whole_units_from_1_at_cell_centres(runs) -> None:
+    tab = _tab(runs["moons"])
+    tab.state.go_to(3)
+    params = tab.state.params()
+    for (_, _, fig), p in zip(tab._views["weights"], params, strict=True):
+        n_in, n_out = p["W"].shape
+        assert fig.xaxis[0].ticker.ticks == unit_ticks(n_out)
+        assert fig.yaxis[0].ticker.ticks[0] == 1
+        assert fig.yaxis[0].ticker.ticks[-1] == n_in
+        image = fig.renderers[0].glyph
+        # Cell k spans k - 0.5 .. k + 0.5, so tick k sits on its centre.
+        assert (image.x, image.y) == (0.5, 0.5)
+    assert unit_ticks(16) == list(range(1, 17))
+    assert unit_ticks(64)[:3] == [1, 5, 10] and unit_ticks(64)[-1] == 64
 
 
 def test_activations_over_the_run_are_sampled_and_exact(runs) -> None:

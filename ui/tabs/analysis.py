@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-from bokeh.models import HoverTool, LinearColorMapper, Span
+from bokeh.models import (
+    FixedTicker,
+    HoverTool,
+    LinearColorMapper,
+    PrintfTickFormatter,
+    Span,
+)
 from bokeh.palettes import RdBu11
 
 from engine.network import forward
@@ -40,6 +46,10 @@ RUN_ROWS = 2000
 HIST_BINS = 30
 #: Percentiles drawn for the activations over the run.
 PERCENTILES = (5, 25, 50, 75, 95)
+#: A weight map labels every unit up to this many, else about this many.
+MAX_UNIT_TICKS = 20
+#: The same for its (shorter) vertical input axis.
+MAX_INPUT_TICKS = 8
 
 _VERDICT_COLORS = {
     "healthy": "#2ca02c",
@@ -206,6 +216,10 @@ class AnalysisTab(Tab):
             fig.scatter("x", "y", source=dots, color="color", size=9)
             fig.legend.location = "top_right"
             fig.legend.label_text_font_size = "8pt"
+            # Bokeh's LogTicker ticks a range under two decades linearly, which
+            # leaves the small values unlabelled: ticks are set from the data.
+            fig.yaxis.ticker = FixedTicker(ticks=[], minor_ticks=[])
+            fig.yaxis.formatter = PrintfTickFormatter(format="%.3g")
             views[f"{key}_sources"] = sources
             views[f"{key}_dots"] = dots
             views[f"{key}_span"] = cursor_span(fig)
@@ -267,19 +281,30 @@ class AnalysisTab(Tab):
                 x_axis_label="unit of this layer",
                 y_axis_label="input",
             )
+            # Unit k (counted from 1, as in the text) is the cell centred on k.
+            w_fig.xaxis.ticker = FixedTicker(ticks=[])
+            w_fig.yaxis.ticker = FixedTicker(ticks=[])
             mapper = LinearColorMapper(palette=RdBu11, low=-1.0, high=1.0)
             w_source = empty_source(["image", "dw", "dh"])
             w_fig.image(
                 image="image",
-                x=-0.5,
-                y=-0.5,
+                x=0.5,
+                y=0.5,
                 dw="dw",
                 dh="dh",
                 source=w_source,
                 color_mapper=mapper,
             )
             w_fig.grid.visible = False
-            w_fig.add_tools(HoverTool(tooltips=[("W", "@image{0.0000}")]))
+            w_fig.add_tools(
+                HoverTool(
+                    tooltips=[
+                        ("unit", "$x{0}"),
+                        ("input", "$y{0}"),
+                        ("W", "@image{0.0000}"),
+                    ]
+                )
+            )
             w_fig.tags = [f"W of {name}"]
             weights.append((w_source, mapper, w_fig))
             views.setdefault("hist_panes", []).append(hist_pane)
@@ -310,6 +335,9 @@ class AnalysisTab(Tab):
             )
             for i, source in enumerate(self._views[f"{key}_sources"]):
                 source.data = {"x": xs, "y": mid[:, i], "lo": lo[:, i], "hi": hi[:, i]}
+            major, minor = log_ticks(np.concatenate([lo.ravel(), hi.ravel()]))
+            ticker = self._views[f"{key}_fig"].yaxis[0].ticker
+            ticker.update(ticks=major, minor_ticks=minor)
         n = len(series.step)
         self._series_note.object = (
             ""
@@ -441,6 +469,10 @@ class AnalysisTab(Tab):
             top = top or 1.0
             mapper.low, mapper.high = -top, top
             source.data = {"image": [W], "dw": [n_out], "dh": [n_in]}
+            if list(fig.xaxis[0].ticker.ticks[-1:]) != [n_out]:
+                fig.xaxis[0].ticker.ticks = unit_ticks(n_out)
+            if list(fig.yaxis[0].ticker.ticks[-1:]) != [n_in]:
+                fig.yaxis[0].ticker.ticks = unit_ticks(n_in, MAX_INPUT_TICKS)
             fig.title.text = f"{fig.tags[0]} (colour range: -{top:.3g} to {top:.3g})"
 
     # -- sampled once per session ---------------------------------------------
@@ -510,6 +542,70 @@ class AnalysisTab(Tab):
             "steps (each point uses the parameters before that step's update; "
             "the last one is after the final update).</p>"
         )
+
+
+def log_ticks(values: np.ndarray) -> tuple[list[float], list[float]]:
+    """Return major and minor ticks of a log axis that span ``values``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The values drawn on the axis; zero, negative and non-finite ones are
+        ignored.
+
+    Returns
+    -------
+    tuple of list of float
+        Major ticks (1, 2 and 5 of each decade over at most four decades, else
+        powers of ten, thinned to about ten) and minor ticks (1 to 9 of each
+        decade, none over more than ten decades), from the decade below the
+        smallest value to the decade above the largest.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return [], []
+    low = math.floor(math.log10(float(values.min())))
+    high = math.ceil(math.log10(float(values.max())))
+    high = max(high, low + 1)
+    decades = range(low, high + 1)
+    if high - low <= 4:
+        major = [m * 10.0**k for k in decades for m in (1, 2, 5)]
+    else:
+        every = max(1, math.ceil((high - low) / 10))
+        major = [10.0**k for k in decades if (k - low) % every == 0]
+    minor = (
+        [m * 10.0**k for k in decades for m in range(1, 10)] if high - low <= 10 else []
+    )
+    return major, minor
+
+
+def unit_ticks(n: int, most: int = MAX_UNIT_TICKS) -> list[int]:
+    """Return the axis ticks of ``n`` units counted from 1 (every one, or thinned).
+
+    Parameters
+    ----------
+    n : int
+        How many units (or inputs) the axis shows.
+    most : int
+        Label every unit up to this many, else about this many ticks.
+
+    Returns
+    -------
+    list of int
+        ``1..n`` when ``n`` is at most ``most``, else 1 and the
+        multiples of a round step (every other unit for a step of 2),
+        always ending with ``n``.
+    """
+    if n <= most:
+        return list(range(1, n + 1))
+    raw = n / most
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    ticks = list(range(1, n, 2)) if step == 2 else [1, *range(step, n, step)]
+    if len(ticks) > 1 and n - ticks[-1] <= step / 2:
+        ticks.pop()
+    return [*ticks, n]
 
 
 def get_name(activation: str) -> str:
