@@ -198,18 +198,22 @@ def test_gradients_of_the_cursor_step_show_recorded_norms(tab: TrainingTab) -> N
         assert f"|dW| = {explain.fmt(norm)}" in shown
         assert explain.fmt(grads[(layer, "dW")][0, 0], 3) in shown
     # The chosen weight's update, on the same step.
-    tab.pick_layer.value, tab.pick_i.value, tab.pick_j.value = 0, 1, 2
+    # Layer 1 on screen is the event's layer 0.
+    tab.pick_layer.value, tab.pick_i.value, tab.pick_j.value = 1, 1, 2
     upd = next(
         e
         for e in tab.state.events_of(ev.ParametersUpdated)
         if e.layer == 0 and e.name == "W"
     )
     text = html.unescape(tab.update_pane.object)
-    assert text.startswith("<pre>W[0][1,2]")
+    assert text.startswith("<pre>W[1,2] of layer 1")
     assert explain.fmt(upd.before[1, 2]) in text
     assert "(matches the formula)" in text
     tab.pick_layer.value = 7
-    assert "does not exist" in tab.update_pane.object
+    assert "Layer 7 does not exist; choose 1 to 2." in tab.update_pane.object
+    # Headings count layers from 1, like the cursor's "update of W of layer 1".
+    assert "<h4>Layer 1 (W 2 x 3)" in shown and "<h4>Layer 2 (W 3 x 1)" in shown
+    assert "Layer 0" not in shown
 
 
 def test_parse_dropout() -> None:
@@ -264,13 +268,13 @@ def test_the_cursor_on_an_update_picks_that_parameter(tab: TrainingTab) -> None:
         if isinstance(e, ev.ParametersUpdated) and e.layer == 1 and e.name == "b"
     )
     tab.state.op = seq
-    assert (tab.pick_layer.value, tab.pick_param.value) == (1, "b")
-    assert html.unescape(tab.update_pane.object).startswith("<pre>b[1][0]")
+    assert (tab.pick_layer.value, tab.pick_param.value) == (2, "b")
+    assert html.unescape(tab.update_pane.object).startswith("<pre>b[0] of layer 2")
     # On a gradient of layer 0 that layer's cells are outlined.
     tab.state.op = next(
         k
         for k, e in enumerate(ops)
         if isinstance(e, ev.GradientComputed) and e.layer == 0
     )
-    first, second = tab.gradients.object.split("<h4>Layer 1")
+    first, second = tab.gradients.object.split("<h4>Layer 2")
     assert "gn-now" in first and "gn-now" not in second

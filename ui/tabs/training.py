@@ -49,6 +49,7 @@ td.gn-label { text-align: left; background: #fafafa; font-weight: 600; }
 .gn-ok { color: #060; }
 h4 { font-size: 14px; margin: 10px 0 3px; }
 td.gn-now { outline: 1px solid #f0a500; }
+.gn-scroll { overflow-x: auto; max-width: 100%; }
 """
 """Styles of the tab's HTML panes (each pane has its own shadow root)."""
 
@@ -111,7 +112,8 @@ def expand_update(
     lr = event.lr
     state = {k: np.float64(v[index]) for k, v in event.state.items()}
     where = ",".join(map(str, index))
-    label = f"{event.name}[{event.layer}][{where}]"
+    # Layers are counted from 1 on screen (layer 1 is event.layer 0).
+    label = f"{event.name}[{where}] of layer {event.layer + 1}"
     lines = [f"{label}  (optimizer {event.optimizer}, step counter t = {event.t})"]
     if event.name == "W" and config.l2:
         data_part = g - config.l2 * p
@@ -317,7 +319,8 @@ class TrainingTab(Tab):
 
         # Gradients and the chosen weight's update at the cursor step.
         self.gradients = pn.pane.HTML("", **text)
-        self.pick_layer = pn.widgets.IntInput(label="Layer", value=0, start=0, width=80)
+        # Counted from 1, as everywhere on screen; the event's layer is one less.
+        self.pick_layer = pn.widgets.IntInput(label="Layer", value=1, start=1, width=80)
         self.pick_param = pn.widgets.Select(
             label="Parameter", options=["W", "b"], value="W", width=80
         )
@@ -605,7 +608,7 @@ class TrainingTab(Tab):
             return
         self._syncing = True
         try:
-            self.pick_layer.value = event.layer
+            self.pick_layer.value = event.layer + 1
             self.pick_param.value = event.name
         finally:
             self._syncing = False
@@ -659,10 +662,11 @@ class TrainingTab(Tab):
             dW, db = g.get("dW"), g.get("db")
             if dW is None or db is None:
                 continue
+            grid = heat_grid(dW, db, selected=None, highlight=layer == now)
             blocks.append(
-                f"<h4>Layer {layer} (W[{layer}] {dW.shape[0]} x {dW.shape[1]}): "
+                f"<h4>Layer {layer + 1} (W {dW.shape[0]} x {dW.shape[1]}): "
                 f"|dW| = {explain.fmt(_norm(dW))}, |db| = {explain.fmt(_norm(db))}"
-                f"</h4>{heat_grid(dW, db, selected=None, highlight=layer == now)}"
+                f'</h4><div class="gn-scroll">{grid}</div>'
             )
         self.gradients.object = "".join(blocks)
 
@@ -676,19 +680,20 @@ class TrainingTab(Tab):
         if not updates or session is None:
             self.update_pane.object = "<p>No parameter update in this step.</p>"
             return
-        layer, name = self.pick_layer.value or 0, self.pick_param.value
+        shown = self.pick_layer.value or 1
+        layer, name = shown - 1, self.pick_param.value
         event = next((u for u in updates if u.layer == layer and u.name == name), None)
         if event is None:
             self.update_pane.object = _error(
-                f"Layer {layer} does not exist; choose 0 to {len(updates) // 2 - 1}."
+                f"Layer {shown} does not exist; choose 1 to {len(updates) // 2}."
             )
             return
         i, j = self.pick_i.value or 0, self.pick_j.value or 0
         index = (i, j) if name == "W" else (j,)
         if any(k >= n for k, n in zip(index, event.before.shape, strict=True)):
             self.update_pane.object = _error(
-                f"{name}[{layer}] has shape {event.before.shape}; choose an index "
-                "inside it."
+                f"{name} of layer {shown} has shape {event.before.shape}; choose an "
+                "index inside it."
             )
             return
         previous = None
