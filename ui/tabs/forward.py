@@ -236,8 +236,9 @@ class ForwardTab(Tab):
         self.sample_input = pn.widgets.IntInput(
             label="Sample of the batch", value=0, start=0, end=0, width=160
         )
+        # Wide enough for "layer 12 (sigmoid, 128 units)" whole.
         self.layer_select = pn.widgets.Select(
-            label="Layer", options={"layer 1": 0}, value=0, width=160
+            label="Layer", options={"layer 1": 0}, value=0, width=280
         )
         self.neuron_input = pn.widgets.IntInput(
             label="Unit of the layer", value=0, start=0, end=0, width=160
