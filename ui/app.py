@@ -118,12 +118,15 @@ class App:
         session = self.state.session
         if session is None or session.status != "incomplete":
             self.stop_following()
+            self.library.update_live()
             return
         try:
             self.state.refresh()
         except Exception as err:  # a damaged file must not kill the callback
             self.state.message = f"Could not follow {session.path.name}: {err}"
             self.stop_following()
+        # The run may have ended: its library entry then shows how.
+        self.library.update_live()
 
     def stop_following(self) -> None:
         """Stop re-reading the session file."""

@@ -110,6 +110,8 @@ class SessionLibrary(pn.viewable.Viewer):
             params["state"] = AppState()
         super().__init__(**params)
         self.infos: list[SessionInfo] = []
+        # The open session's path while its run is still being recorded.
+        self._live: str | None = None
         self.refresh_button = pn.widgets.Button(label="Refresh list", width=110)
         self.items = pn.Column(sizing_mode="stretch_width")
         self.upload = pn.widgets.FileInput(
@@ -131,6 +133,7 @@ class SessionLibrary(pn.viewable.Viewer):
         self.save_button.on_click(self._on_save_button_click)
         self.upload.param.watch(self._on_upload_value, ["filename", "value"])
         self.state.param.watch(self._update_editor, "session")
+        self.state.param.watch(self._on_state_session, "session")
         self._layout = pn.Column(
             pn.pane.HTML("<b>Sessions</b>"),
             self.refresh_button,
@@ -148,6 +151,7 @@ class SessionLibrary(pn.viewable.Viewer):
         )
         self.refresh()
         self._update_editor()
+        self._on_state_session()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
@@ -161,6 +165,21 @@ class SessionLibrary(pn.viewable.Viewer):
         if not rows:
             rows = [pn.pane.HTML("<i>No session files in this folder yet.</i>")]
         self.items[:] = rows
+
+    def update_live(self) -> None:
+        """Refresh the list once the run of the open session, recorded live, has ended.
+
+        Cheap while nothing changed; :class:`ui.app.App` calls it each time it
+        re-reads a session still being written.
+        """
+        if self._live is None:
+            return
+        session = self.state.session
+        if session is None or str(session.path) != self._live:
+            self._live = None
+        elif session.status != "incomplete":
+            self._live = None
+            self.refresh()  # its entry now shows all its steps and how it ended
 
     def open(self, name: str) -> bool:
         """Open the listed session called ``name``; False (with a message) if not."""
@@ -201,6 +220,22 @@ class SessionLibrary(pn.viewable.Viewer):
 
     def _on_refresh_button_click(self, _: Any) -> None:
         self.refresh()
+
+    def _on_state_session(self, *_: Any) -> None:
+        session = self.state.session
+        if session is None:
+            self._live = None
+            return
+        self._live = str(session.path) if session.status == "incomplete" else None
+        # A run started on tab 5 writes a new file into the folder: list it.
+        try:
+            in_folder = (
+                session.path.resolve().parent == Path(self.state.sessions_dir).resolve()
+            )
+        except OSError:
+            in_folder = False
+        if in_folder and session.path.name not in {i.name for i in self.infos}:
+            self.refresh()
 
     def _on_save_button_click(self, _: Any) -> None:
         self.save_title(self.title_input.value, self.description_input.value)

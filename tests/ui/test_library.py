@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from sessions import Session, SessionError
+from sessions import Session, SessionError, record, recorder
 from ui.library import MAX_UPLOAD_BYTES, SessionLibrary, keep_upload
 from ui.state import AppState
 
@@ -142,3 +143,54 @@ def test_the_same_file_can_be_uploaded_again_under_a_new_name(
     assert library.upload.value is None
     library.upload.param.update(filename="again.session", value=content)
     assert library.state.session.path.name == "again.session"
+
+
+def _entry(library: SessionLibrary, name: str) -> str | None:
+    return next((t for t in _texts(library) if f"{name} ·" in t), None)
+
+
+def test_a_session_opened_elsewhere_is_listed_without_refreshing(
+    library: SessionLibrary,
+) -> None:
+    folder = Path(library.state.sessions_dir)
+    shutil.copy(folder / "demo.session", folder / "new.session")
+    assert _entry(library, "new.session") is None  # not listed yet
+    assert library.state.open(folder / "new.session")  # as tab 5's Train does
+    assert "120/120 steps" in _entry(library, "new.session")
+
+
+def test_a_run_recorded_live_is_listed_then_updated_when_it_ends(
+    library: SessionLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder, "COMMIT_INTERVAL", 0.0)  # each step readable
+    state = library.state
+    folder = Path(state.sessions_dir)
+    with Session(folder / "demo.session") as demo:
+        spec, config, data = demo.spec, demo.config, demo.dataset
+    config = replace(config, epochs=3)  # 12 steps
+    path = folder / "live.session"
+    seen: list[str | None] = []
+
+    def progress(trainer: object) -> None:
+        # Open the file while it is written (once a step is readable).
+        if state.session.path != path:
+            try:
+                session = Session(path)
+            except SessionError:
+                return
+            if session.n_steps < 1:
+                session.close()
+                return
+            state.set_session(session)
+        else:
+            state.refresh()
+            library.update_live()  # what the app does each time it re-reads
+        seen.append(_entry(library, "live.session"))
+
+    record(spec, config, data, path, progress=progress)
+    assert seen and "incomplete" in seen[0]  # listed as soon as it was opened
+    assert all("completed" not in text for text in seen)
+    state.refresh()  # the app's next look at the file reads its end
+    library.update_live()
+    text = _entry(library, "live.session")
+    assert "12/12 steps" in text and "completed" in text
