@@ -157,31 +157,41 @@ class StepIndex:
             (self.n_steps,),
         ).fetchall()
         width = 8 * (2 + 2 * self.n_layers)
+        spe, total = self.plan.steps_per_epoch, self.plan.total_steps
+        firsts, counts, oks = self.seq_first, self.n_events, self.ok
+        # Running values instead of properties and per-row messages: a file of
+        # 100,000 steps is checked row by row on every open.
+        next_step = len(firsts)
+        next_first = self.n_events_total
+        last_ok = oks[-1] if oks else True
         for step, epoch, seq_first, n_events, status, kind, size, when in rows:
-            where = f"{self.path}: the row of step {self.n_steps}"
-            if step != self.n_steps or type(step) is not int:
+            if step != next_step or type(step) is not int:
+                where = f"{self.path}: the row of step {next_step}"
                 msg = f"{where} is missing (the next stored step is {step!r})."
                 raise SessionFormatError(msg)
-            expected_first = self.n_events_total
             if (
                 type(epoch) is not int
-                or epoch != step // self.plan.steps_per_epoch
+                or epoch != step // spe
                 or type(seq_first) is not int
-                or seq_first != expected_first
+                or seq_first != next_first
                 or type(n_events) is not int
                 or n_events < 1
                 or status not in _STATUSES
-                or (self.ok and not self.ok[-1])
+                or not last_ok
                 or kind != "blob"
                 or size != width
                 or when not in ("real", "integer")
-                or step >= self.plan.total_steps
+                or step >= total
             ):
+                where = f"{self.path}: the row of step {next_step}"
                 msg = f"{where} does not fit the rows before it: the file is damaged."
                 raise SessionFormatError(msg)
-            self.seq_first.append(seq_first)
-            self.n_events.append(n_events)
-            self.ok.append(status == "ok")
+            firsts.append(seq_first)
+            counts.append(n_events)
+            last_ok = status == "ok"
+            oks.append(last_ok)
+            next_step += 1
+            next_first = seq_first + n_events
 
     # -- keyframes -------------------------------------------------------
 
