@@ -19,7 +19,6 @@ from bokeh.models import (
 from bokeh.palettes import RdBu11
 
 from engine.network import forward
-from sessions import SessionError
 from ui import metrics
 from ui.plots import (
     TABLE_CSS,
@@ -139,16 +138,6 @@ class AnalysisTab(Tab):
     # -- refreshing ------------------------------------------------------------
 
     def _update(self) -> None:
-        # NOTE: a diverged run's numbers overflow; they are shown, not warned about.
-        try:
-            with np.errstate(all="ignore"):
-                self._update_all()
-        except SessionError as err:
-            # A damaged file: say so on the page instead of breaking the tab.
-            self.state.message = str(err)
-            logger.info("Could not update %s: %s", self.title, err)
-
-    def _update_all(self) -> None:
         session = self.state.session
         if session is None:
             self._status.object = empty_note("No session is open.")

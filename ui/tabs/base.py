@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
+import numpy as np
 import panel as pn
 import param
 
+from sessions import SessionError
 from ui.state import AppState
 
 __all__ = ["Tab"]
+
+logger = logging.getLogger(__name__)
 
 
 class Tab(pn.viewable.Viewer):
@@ -47,10 +52,19 @@ class Tab(pn.viewable.Viewer):
         return self.state.tab == self.index
 
     def refresh(self) -> None:
-        """Bring every pane up to date with the state now, visible or not."""
+        """Bring every pane up to date with the state now, visible or not.
+
+        A damaged session file is reported through ``state.message`` instead
+        of breaking the tab; a diverged run's overflowing numbers are shown
+        without NumPy warnings.
+        """
         self._stale = False
-        with pn.io.hold():
-            self._update()
+        try:
+            with pn.io.hold(), np.errstate(all="ignore"):
+                self._update()
+        except SessionError as err:
+            self.state.message = str(err)
+            logger.info("Could not update %s: %s", self.title, err)
 
     def _on_state(self, *_: Any) -> None:
         if self.visible:
