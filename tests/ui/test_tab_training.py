@@ -137,6 +137,12 @@ def test_a_second_train_while_one_runs_is_refused(tab: TrainingTab) -> None:
     ("widget", "value", "words"),
     [
         ("lr", 0.0, "lr (learning rate) must be a number in (0.0"),
+        ("lr", -1.0, "lr (learning rate) must be a number in (0.0"),
+        ("epochs", 0, "Epochs must be a whole number >= 1; got 0"),
+        ("epochs", -5, "Epochs must be a whole number >= 1; got -5"),
+        ("l2", -0.5, "l2 must be a number in [0.0"),
+        ("dropout", "1.0", "dropout 1.0"),
+        ("seed", -1, "seed must be a whole number >= 0"),
         ("dropout", "a lot", "is not a number"),
         ("dropout", "0.1, 0.2", "network has 1 hidden layers"),
         ("dropout", "1.5", "dropout"),
@@ -155,6 +161,25 @@ def test_bad_settings_show_a_message_and_start_nothing(
     assert not Path(tab.state.sessions_dir).exists() or not any(
         Path(tab.state.sessions_dir).iterdir()
     )
+
+
+def test_batch_size_0_is_refused_with_a_message(tab: TrainingTab) -> None:
+    tab.full_batch.value = False
+    tab.batch_size.value = 0
+    assert not tab.start_run()
+    assert tab.job is None
+    assert "batch_size must be a whole number >= 1" in html.unescape(tab.message.object)
+
+
+def test_settings_widgets_never_clamp_or_revert_what_is_typed(
+    tab: TrainingTab,
+) -> None:
+    # A bound makes the browser silently replace a typed value (epochs 0 ran
+    # 30 epochs): the form has none, Train checks the values instead.
+    for name in ("epochs", "lr", "batch_size", "seed", "l2"):
+        widget = getattr(tab, name)
+        assert widget.start is None, name
+        assert widget.end is None, name
 
 
 def test_hand_set_initial_values_start_the_run(tab: TrainingTab) -> None:

@@ -248,14 +248,17 @@ class TrainingTab(Tab):
         self._syncing = False
         text = {"sizing_mode": "stretch_width", "stylesheets": [_CSS]}
 
-        # Settings form.
-        self.epochs = pn.widgets.IntInput(label="Epochs", value=10, start=1, width=110)
+        # Settings form.  No widget has bounds: the browser would silently
+        # clamp or revert a value outside them and the run would use another
+        # value than the one typed.  Train checks every field instead (with the
+        # engine's own TrainingConfig checks) and refuses with a message.
+        self.epochs = pn.widgets.IntInput(label="Epochs", value=10, width=110)
         self.lr = pn.widgets.FloatInput(
-            label="Learning rate", value=0.01, start=0.0, step=0.001, width=120
+            label="Learning rate", value=0.01, step=0.001, width=120
         )
         self.full_batch = pn.widgets.Checkbox(label="Full batch", value=True)
         self.batch_size = pn.widgets.IntInput(
-            label="Batch size", value=32, start=1, width=110, disabled=True
+            label="Batch size", value=32, width=110, disabled=True
         )
         self.optimizer = pn.widgets.Select(
             label="Optimizer", options=list(OPTIMIZERS), value="adam", width=120
@@ -271,13 +274,13 @@ class TrainingTab(Tab):
             value="mse",
             width=240,
         )
-        self.l2 = pn.widgets.FloatInput(label="L2", value=0.0, start=0.0, width=100)
+        self.l2 = pn.widgets.FloatInput(label="L2", value=0.0, width=100)
         self.dropout = pn.widgets.TextInput(
             label="Dropout (one for all hidden layers, or one per layer)",
             value="0",
             width=260,
         )
-        self.seed = pn.widgets.IntInput(label="Seed", value=0, start=0, width=100)
+        self.seed = pn.widgets.IntInput(label="Seed", value=0, width=100)
         self.run_title = pn.widgets.TextInput(label="Title of the new session")
         self.description = pn.widgets.TextAreaInput(label="Description", height=60)
         self.train_button = pn.widgets.Button(label="Train", color="primary", width=100)
@@ -422,6 +425,10 @@ class TrainingTab(Tab):
         for w in (self.epochs, self.lr, self.seed, self.l2):
             if w.value is None:
                 raise ConfigError(f"{w.name} is empty; enter a number.")
+        if not self.full_batch.value and self.batch_size.value is None:
+            raise ConfigError(
+                "Batch size is empty; enter a whole number >= 1 or tick Full batch."
+            )
         settings = {
             name: getattr(self, name).value
             for name in ("momentum", "rho", "beta1", "beta2", "eps")
