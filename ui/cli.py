@@ -199,6 +199,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import panel as pn
 
     from ui.app import create_app, ensure_demo
+    from ui.upload import WEBSOCKET_MAX_MESSAGE_BYTES
 
     if not 0 < args.port < 65536:
         raise GlassnetError(f"--port takes 1 to 65535; got {args.port}.")
@@ -219,6 +220,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         show=args.show,
         title="glassnet",
         liveness=True,
+        # An upload travels as one base64 message: room for the largest accepted.
+        websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
     )
     return 0
 
@@ -347,13 +350,25 @@ def _field(name: str, value: Any, full: bool) -> str:
 
 
 def _sizes(text: str) -> tuple[int, ...]:
-    if text.strip() in ("", "none", "0"):
+    """Return the hidden layer sizes of ``--hidden``; ``none`` means no hidden layer."""
+    if text.strip().lower() == "none":
         return ()
     try:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
-        msg = f"--hidden takes sizes separated by commas, like 16,8; got {text!r}."
+        msg = (
+            f"--hidden takes sizes separated by commas, like 16,8, or --hidden none "
+            f"for no hidden layer; got {text!r}."
+        )
         raise GlassnetError(msg) from None
+    for i, size in enumerate(sizes):
+        if size < 1:
+            msg = (
+                f"Hidden layer {i + 1} has {size} units (--hidden {text}). Give every "
+                "hidden layer at least 1 unit, or use --hidden none for no hidden "
+                "layer."
+            )
+            raise GlassnetError(msg)
     return sizes
 
 
@@ -391,7 +406,11 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--noise", type=float, help="noise of a generated dataset")
     rec.add_argument("--test-fraction", type=float, default=0.2)
     rec.add_argument("--no-standardize", action="store_true")
-    rec.add_argument("--hidden", help="hidden layer sizes, e.g. 16,8 ('none': none)")
+    rec.add_argument(
+        "--hidden",
+        help="hidden layer sizes, e.g. 16,8; 'none' for no hidden layer "
+        "(default: the dataset's suggestion)",
+    )
     rec.add_argument("--activation", choices=sorted(ACTIVATIONS) + ["linear"])
     rec.add_argument("--output-activation", choices=sorted(ACTIVATIONS) + ["linear"])
     rec.add_argument("--init", choices=sorted(INITIALIZERS))

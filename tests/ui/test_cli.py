@@ -429,12 +429,21 @@ def test_verify_with_its_progress_bar_fails_in_one_line(
     [
         (["--epochs", "0"], ["Epochs must be a whole number >= 1; got 0"]),
         (["--epochs", "-3"], ["Epochs must be a whole number >= 1; got -3"]),
-        (["--hidden", "5,0,7"], ["Hidden layer 2 has 0 units"]),
-        (["--hidden", "5,-1"], ["Hidden layer 2 has -1 units"]),
+        (["--hidden", "5,0,7"], ["Hidden layer 2 has 0 units", "--hidden none"]),
+        (["--hidden", "5,-1"], ["Hidden layer 2 has -1 units", "--hidden none"]),
+        (["--hidden", "0"], ["Hidden layer 1 has 0 units", "--hidden none"]),
+        (["--hidden", ""], ["--hidden takes sizes", "''", "--hidden none"]),
         (["--hidden", "5,,7"], ["--hidden takes sizes separated by commas", "'5,,7'"]),
         (["--hidden", "big"], ["--hidden takes sizes", "'big'"]),
         (["--lr", "-1"], ["lr (learning rate)", "got -1.0"]),
         (["--lr", "nan"], ["lr (learning rate)", "got nan"]),
+        (["--lr", "inf"], ["lr (learning rate)", "finite and > 0.0", "got inf"]),
+        (["--eps", "inf"], ["eps must be", "finite and > 0.0", "got inf"]),
+        (["--l2", "inf"], ["l2 must be", "finite and >= 0.0", "got inf"]),
+        (["--target", "y"], ["--target is for --csv", "built-in datasets"]),
+        (["--task", "regression"], ["--task is for --csv", "built-in datasets"]),
+        (["--missing", "drop"], ["--missing is for --csv"]),
+        (["--no-header"], ["--no-header is for --csv"]),
         (["--batch-size", "0"], ["batch_size must be a whole number >= 1"]),
         (["--batch-size", "many"], ["--batch-size takes a whole number or 'full'"]),
         (["--batch-size", "1000"], ["batch_size 1000 is larger than the 120"]),
@@ -553,3 +562,107 @@ def test_an_output_path_that_cannot_be_created_is_a_one_line_error(
     result = run(capsys, [*argv, "--out", str(folder), "--overwrite"])
     assert_one_line_error(result, 1, str(folder))
     assert folder.is_dir()
+
+
+# -- messages a command-line user can follow ---------------------------------
+
+
+def test_record_help_says_how_to_ask_for_no_hidden_layer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = run(capsys, ["record", "--help"])
+    assert result.code == 0
+    help_text = " ".join(result.out.split())
+    assert "--hidden none" in help_text or "'none' for no hidden layer" in help_text
+    assert "no hidden layer" in help_text
+
+
+def test_readme_says_how_to_ask_for_no_hidden_layer() -> None:
+    readme = Path(__file__).parents[2] / "README.md"
+    text = " ".join(readme.read_text().split("## Recording and inspecting")[1].split())
+    assert "--hidden none" in text
+
+
+def test_hidden_none_records_a_network_without_hidden_layer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "flat.session"
+    argv = ["record", "--dataset", "xor", "--hidden", "none", "--epochs", "1"]
+    assert run(capsys, [*argv, "--out", str(out), "--quiet"]).code == 0
+    with Session(out) as session:
+        assert session.spec.sizes == (2, 1)
+
+
+def test_a_missing_output_folder_is_created_and_said(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "new" / "deeper" / "x.session"
+    argv = ["record", "--dataset", "xor", "--epochs", "1", "--quiet"]
+    result = run(capsys, [*argv, "--out", str(out)])
+    assert result.code == 0, result.err
+    assert out.exists()
+    assert f"created the folder {tmp_path / 'new'}" in result.out
+    # An existing folder is not announced.
+    again = run(capsys, [*argv, "--out", str(out.with_name("y.session"))])
+    assert "created the folder" not in again.out
+
+
+def test_recording_over_an_existing_file_names_the_flag(
+    capsys: pytest.CaptureFixture[str], iris_session: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "kept.session"
+    shutil.copy(iris_session, path)
+    argv = ["record", "--dataset", "iris", "--epochs", "1", "--out", str(path)]
+    line = assert_one_line_error(run(capsys, [*argv, "--quiet"]), 1, "already exists")
+    assert "--overwrite" in line
+    assert "pass overwrite" not in line
+
+
+def test_csv_messages_name_the_flag_and_the_app_control(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv = tmp_path / "gaps.csv"
+    csv.write_text("a,b,y\n1,,0\n2,3,1\n4,5,0\n6,7,1\n")
+    argv = ["record", "--csv", str(csv), "--epochs", "1", "--quiet"]
+    line = assert_one_line_error(
+        run(capsys, [*argv, "--out", str(tmp_path / "g.session")]),
+        1,
+        "--missing drop",
+        "Missing values",
+    )
+    assert "missing='drop'" not in line.split("(")[0]
+
+
+def test_csv_header_flags_reach_the_import(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv = tmp_path / "plain.csv"
+    csv.write_text("".join(f"{i},{i + 20},{i % 2}\n" for i in range(2, 14)))
+    out = tmp_path / "h.session"
+    argv = ["record", "--csv", str(csv), "--epochs", "1", "--quiet", "--out"]
+    assert run(capsys, [*argv, str(out), "--header"]).code == 0
+    with Session(out) as session:
+        assert (
+            session.meta["dataset"]["n_train"] + session.meta["dataset"]["n_test"] == 11
+        )
+    out2 = tmp_path / "n.session"
+    assert run(capsys, [*argv, str(out2), "--no-header", "--delimiter", ","]).code == 0
+    with Session(out2) as session:
+        assert (
+            session.meta["dataset"]["n_train"] + session.meta["dataset"]["n_test"] == 12
+        )
+
+
+def test_info_counts_one_feature_and_one_epoch_in_the_singular(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "sine.session"
+    argv = ["record", "--dataset", "sine", "--n-samples", "20", "--epochs", "1"]
+    argv += ["--optimizer", "gd", "--out", str(out), "--quiet"]
+    assert run(capsys, argv).code == 0
+    result = run(capsys, ["info", str(out)])
+    assert "1 feature\n" in result.out, result.out
+    assert "1 features" not in result.out
+    assert ", 1 epoch," in result.out
+    assert "1 epochs" not in result.out
+    assert "of 1 step," in result.out
