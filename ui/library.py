@@ -22,6 +22,7 @@ from sessions.library import (
     set_title,
 )
 from ui.state import AppState
+from ui.upload import LimitedFileInput, size_message
 
 __all__ = ["MAX_UPLOAD_BYTES", "SessionLibrary", "keep_upload"]
 
@@ -30,9 +31,11 @@ logger = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 12 * 1024 * 1024
 """The largest session file the app accepts as an upload (12 MiB).
 
-The browser sends an upload as one websocket message, base64-encoded, and
-Bokeh's server refuses messages over 20 MB by default.
+The browser sends an upload as one websocket message, base64-encoded; the
+input checks the size in the browser first (see :mod:`ui.upload`).
 """
+
+_TOO_LARGE_ADVICE = "Copy larger files into the sessions folder instead."
 
 
 def keep_upload(
@@ -57,10 +60,8 @@ def keep_upload(
         raise SessionError(msg)
     check_name(name)
     if len(content) > MAX_UPLOAD_BYTES:
-        msg = (
-            f"{name} is {len(content) / 2**20:.1f} MiB; the app accepts session files "
-            f"up to {MAX_UPLOAD_BYTES / 2**20:.0f} MiB. Copy larger files into the "
-            "sessions folder instead."
+        msg = size_message(
+            name, len(content), MAX_UPLOAD_BYTES, "session files", _TOO_LARGE_ADVICE
         )
         raise SessionError(msg)
     root = Path(folder)
@@ -114,8 +115,14 @@ class SessionLibrary(pn.viewable.Viewer):
         self._live: str | None = None
         self.refresh_button = pn.widgets.Button(label="Refresh list", width=110)
         self.items = pn.Column(sizing_mode="stretch_width")
-        self.upload = pn.widgets.FileInput(
-            accept=".session", multiple=False, sizing_mode="stretch_width"
+        self.upload = LimitedFileInput(
+            accept=".session",
+            max_bytes=MAX_UPLOAD_BYTES,
+            label="Upload a session file",
+            what="session files",
+            advice=_TOO_LARGE_ADVICE,
+            on_refused=self._on_upload_refused,
+            sizing_mode="stretch_width",
         )
         self.title_input = pn.widgets.TextInput(
             label="Title of the open session",
@@ -239,6 +246,9 @@ class SessionLibrary(pn.viewable.Viewer):
 
     def _on_save_button_click(self, _: Any) -> None:
         self.save_title(self.title_input.value, self.description_input.value)
+
+    def _on_upload_refused(self, text: str) -> None:
+        self.state.message = text
 
     def _on_upload_value(self, *_: Any) -> None:
         if self.upload.value is None:

@@ -80,6 +80,8 @@ def serve(folder: Path, *extra: str, timeout: float = 60.0) -> tuple[str, Any]:
         "127.0.0.1",
         "--allow-websocket-origin",
         f"127.0.0.1:{port}",
+        "--websocket-max-message-size",
+        str(40 * 1024 * 1024),
         *extra,
     ]
     env = {**os.environ, "GLASSNET_SESSIONS": str(folder)}

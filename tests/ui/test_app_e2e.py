@@ -250,3 +250,21 @@ def test_upload_keeps_and_opens_the_session(
     page.get_by_text("uploaded.session", exact=False).first.wait_for(timeout=15_000)
     assert (folder / "uploaded.session").read_bytes() == upload.read_bytes()
     page.wait_for_url(re.compile(r"[?&]session=uploaded.session(&|$)"))
+
+
+def test_oversize_upload_is_refused_in_the_browser_and_the_page_keeps_working(
+    page: Any, served: Any, open_app: Any, tmp_path: Path
+) -> None:
+    # 18.4 MiB: base64 makes it ~25 MB, over Bokeh's default 20 MB message limit.
+    url, folder = served
+    big = tmp_path / "big.session"
+    big.write_bytes(b"\0" * int(18.4 * 2**20))
+    _open(page, open_app, url)
+    _wait_step(page, 0)
+    page.locator("input[type=file]").first.set_input_files(str(big))
+    page.get_by_text(
+        "big.session is 18.4 MiB; the app accepts session files up to 12"
+    ).first.wait_for(timeout=15_000)
+    page.get_by_role("button", name="step ▶").click()
+    _wait_step(page, 1)
+    assert not (folder / "big.session").exists()

@@ -194,3 +194,22 @@ def test_a_run_recorded_live_is_listed_then_updated_when_it_ends(
     library.update_live()
     text = _entry(library, "live.session")
     assert "12/12 steps" in text and "completed" in text
+
+
+def test_a_file_too_large_is_refused_by_name_and_size_without_its_content(
+    library: SessionLibrary, demo_dir: Path
+) -> None:
+    # The browser sends only the name and size of a file over the limit.
+    assert library.upload.max_bytes == MAX_UPLOAD_BYTES
+    library.upload.receive({"name": "big.session", "size": int(18.4 * 2**20)})
+    assert library.state.message.startswith(
+        "big.session is 18.4 MiB; the app accepts session files up to 12 MiB."
+    )
+    assert library.state.session.path.name == "demo.session"
+    # A file within the limit arrives base64-encoded and is kept and opened.
+    import base64
+
+    content = (demo_dir / "demo.session").read_bytes()
+    data = base64.b64encode(content).decode()
+    library.upload.receive({"name": "sent.session", "size": len(content), "data": data})
+    assert library.state.session.path.name == "sent.session"

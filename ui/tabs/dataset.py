@@ -16,11 +16,12 @@ from bokeh.plotting import figure
 
 from engine.data import Dataset
 from engine.errors import ConfigError
-from sessions.csv_import import CsvOptions, CsvReport, import_csv
+from sessions.csv_import import DEFAULT_MAX_BYTES, CsvOptions, CsvReport, import_csv
 from sessions.datasets import DATASETS, load_dataset
 from sessions.errors import DatasetError
 from ui.plots import class_colors
 from ui.tabs.base import Tab
+from ui.upload import LimitedFileInput
 
 __all__ = ["DatasetTab", "class_counts", "feature_stats"]
 
@@ -146,7 +147,15 @@ class DatasetTab(Tab):
         self.builtin.param.watch(self._on_builtin_value, "value")
         self.load_button.on_click(self._on_load_button_click)
 
-        self.file_input = pn.widgets.FileInput(accept=".csv,.tsv,.txt", multiple=False)
+        # The size is checked in the browser: a larger file would close the websocket.
+        self.file_input = LimitedFileInput(
+            accept=".csv,.tsv,.txt",
+            max_bytes=DEFAULT_MAX_BYTES,
+            label="Upload a CSV file",
+            what="CSV files",
+            advice="Keep fewer rows or columns and upload it again.",
+            on_refused=lambda text: setattr(self.state, "message", text),
+        )
         self.file_input.param.watch(self._on_file_input_value, "value")
         self.target = pn.widgets.Select(
             label="Target column", options=[_LAST_COLUMN], width=180
