@@ -132,6 +132,14 @@ def _check_range(
         ok = ok and (v < high if high_open else v <= high)
     if not ok:
         lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        msg = f"{what} must be a number in {lo}{low}, {high}{hi}; got {value!r}."
+        if math.isinf(high):
+            # Infinity itself is refused: the range is open at the top.
+            bound = f"{'>' if low_open else '>='} {low}"
+            msg = (
+                f"{what} must be a number in {lo}{low}, inf): finite and {bound}; "
+                f"got {value!r}."
+            )
+        else:
+            hi = ")" if high_open else "]"
+            msg = f"{what} must be a number in {lo}{low}, {high}{hi}; got {value!r}."
         raise ConfigError(msg)

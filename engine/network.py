@@ -327,8 +327,8 @@ def _check_params(spec: NetworkSpec, given: list[dict[str, Any]]) -> Params:
     sizes = spec.sizes
     if len(given) != len(spec.layers):
         msg = (
-            f"initial_params has {len(given)} layers but the network has "
-            f"{len(spec.layers)}; give W and b for every layer."
+            f"initial_params has {len(given)} layer{'' if len(given) == 1 else 's'} "
+            f"but the network has {len(spec.layers)}; give W and b for every layer."
         )
         raise ConfigError(msg)
     out: Params = []

@@ -988,8 +988,8 @@ def _check_arrays(
         raise DatasetError(msg)
     if task == "binary" and n_classes != 2:
         msg = (
-            f"A binary task has exactly 2 classes; got {n_classes}. Use task "
-            "'multiclass'."
+            f"A binary task has exactly 2 classes; got {n_classes}. Use "
+            "task='multiclass'."
         )
         raise DatasetError(msg)
 
@@ -1082,7 +1082,8 @@ def _split_mask(
             test[members[: quota[k]]] = True
         if not test.any():
             msg = (
-                f"No row can go to the test set: {n_test} test rows were asked for, "
+                f"No row can go to the test set: {_plural(n_test, 'test row')} "
+                f"{'was' if n_test == 1 else 'were'} asked for, "
                 "but every class has a single row, and a class must keep its row "
                 "for training. Add rows, or set the test fraction to 0."
             )
@@ -1118,7 +1119,8 @@ def _split_mask(
                 chosen[g] = True
     if not chosen.any():
         msg = (
-            f"No test rows can be chosen: {n_test} test rows were asked for, but "
+            f"No test rows can be chosen: {_plural(n_test, 'test row')} "
+            f"{'was' if n_test == 1 else 'were'} asked for, but "
             "rows with identical features must stay together and every group of "
             "such rows is too large or holds the last row of a class. Set the test "
             "fraction to 0, use a larger fraction, or add rows."
@@ -1138,7 +1140,8 @@ def _split_notices(
     got = int(test_mask.sum())
     if got != n_test:
         notes.append(
-            f"The test set has {got} rows instead of {n_test}: rows with identical "
+            f"The test set has {_plural(got, 'row')} instead of {n_test}: rows with "
+            "identical "
             "features stay together, and a class with a single row stays in "
             "training."
         )

@@ -283,12 +283,13 @@ def _summary(session: Session, full: bool = False) -> str:
         f"  network    {'-'.join(map(str, spec.sizes))} ({acts}); "
         f"{spec.n_params} parameters",
         f"  dataset    {data['name']} ({data['task']}): {data['n_train']} train / "
-        f"{data['n_test']} test rows, {data['n_features']} features",
+        f"{_count(data['n_test'], 'test row')}, "
+        f"{_count(data['n_features'], 'feature')}",
         f"  training   {config.loss}, {config.optimizer} lr={config.lr:g}, "
-        f"batch {meta['batch_size']}, {config.epochs} epochs, seed {config.seed}"
-        + (f", l2={config.l2:g}" if config.l2 else ""),
-        f"  recorded   {session.n_recorded} of {meta['total_steps']} steps, "
-        f"{session.n_events} events; status: {session.status}",
+        f"batch {meta['batch_size']}, {_count(config.epochs, 'epoch')}, "
+        f"seed {config.seed}" + (f", l2={config.l2:g}" if config.l2 else ""),
+        f"  recorded   {session.n_recorded} of {_count(meta['total_steps'], 'step')}, "
+        f"{_count(session.n_events, 'event')}; status: {session.status}",
     ]
     epochs = session.epochs()
     if epochs.epoch.size:
@@ -316,6 +317,11 @@ def _summary(session: Session, full: bool = False) -> str:
         if session.divergence is not None:
             lines.append(f"  diverged   {session.divergence.message}")
     return "\n".join(lines)
+
+
+def _count(n: int, word: str) -> str:
+    """Return '1 epoch' or '3 epochs'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def format_event(event: ev.Event, full: bool = False) -> str:
