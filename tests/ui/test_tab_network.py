@@ -179,9 +179,38 @@ def test_a_new_session_replaces_what_the_user_did_not_choose(
     assert state.data.name == "moons"
     assert "ready for the next run" in tab.messages.object
 
-    # Once the user builds a network, opening a session keeps it.
+    # Once the user builds a network, opening a session keeps its hidden
+    # layers; inputs and output follow the session's dataset (Iris).
     tab._rows[0].units.value = 5
     assert state.open(demo_dir / "demo.session")
     tab.refresh()
-    assert state.design.sizes == (2, 5, 1)
-    assert "set the last layer to 3 units" in tab.design_error
+    assert state.design.sizes == (4, 5, 3)
+    assert state.design.layers[0].activation == "tanh"
+    assert state.design.activations()[-1].name == "softmax"
+    assert tab.design_error == ""
+    assert "changed to fit the dataset iris" in tab.messages.object
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "sizes", "output"),
+    [
+        ("moons", {}, (2, 16, 1), "sigmoid"),
+        ("sine", {}, (1, 16, 1), "identity"),
+    ],
+)
+def test_a_new_dataset_the_design_does_not_fit_reshapes_it(
+    tab: NetworkTab, name: str, options: dict, sizes: tuple, output: str
+) -> None:
+    state = tab.state
+    state.data_source = {"kind": "builtin", "name": name}
+    state.data = load_dataset(name, **options)
+    assert state.design.sizes == sizes
+    assert state.design.activations()[-1].name == output
+    assert state.design.layers[0].activation == "relu"  # hidden layers kept
+    tab.refresh()
+    assert [row.units.value for row in tab._rows] == list(sizes[1:])
+    assert "changed to fit the dataset" in tab.messages.object
+    # A dataset the design fits leaves it alone.
+    design = state.design
+    state.data = load_dataset(name, seed=3, **options)
+    assert state.design is design

@@ -303,3 +303,59 @@ def test_the_cursor_on_an_update_picks_that_parameter(tab: TrainingTab) -> None:
     )
     first, second = tab.gradients.object.split("<h4>Layer 2")
     assert "gn-now" in first and "gn-now" not in second
+
+
+CASE32 = b"""duration,protocol,bytes,label
+0,tcp,181,0
+2,udp,239,0
+0,icmp,520,1
+1,tcp,1032,1
+5,udp,44,0
+"""
+"""A binary CSV whose text column one-hot encodes to 5 features."""
+
+
+@pytest.mark.parametrize("tab1_built", [True, False])
+def test_a_csv_uploaded_on_tab_2_trains_on_tab_5(
+    demo_dir: Path, tmp_path: Path, tab1_built: bool
+) -> None:
+    from ui.tabs.dataset import DatasetTab
+    from ui.tabs.network import NetworkTab
+
+    # The demo (Iris, 4-16-3 softmax) is open; tab 1 is not visible.
+    state = AppState(sessions_dir=str(tmp_path / "runs"))
+    network = NetworkTab(state=state) if tab1_built else None
+    dataset = DatasetTab(state=state)
+    training = TrainingTab(state=state)
+    assert state.open(demo_dir / "demo.session")
+    state.tab = dataset.index
+    assert dataset.import_bytes(CASE32, "case32.csv")
+    assert state.data.n_features == 5 and state.data.task == "binary"
+    summary = html.unescape(dataset.summary.object)
+    assert "Dataset of the next run: case32.csv" in summary
+    assert "iris" not in summary
+    assert "now the dataset of the next run" in dataset.report_pane.object
+    if network is not None:
+        # Tab 1 followed the data at once and says what it changed.
+        assert state.design.sizes == (5, 16, 1)
+        assert state.design.activations()[-1].name == "sigmoid"
+        assert state.design.layers[0].activation == "relu"
+        state.tab = network.index
+        text = html.unescape(network.messages.object)
+        assert "changed to fit the dataset case32.csv" in text
+        assert "4 inputs, output 3 softmax unit(s) -> 5 inputs" in text
+        assert network.n_in.value == 5
+        assert [row.units.value for row in network._rows] == [16, 1]
+    state.tab = training.index
+    training.epochs.value = 2
+    assert training.start_run(), training.message.object
+    note = html.unescape(training.fit_note.object)
+    assert "loss binary_cross_entropy" in note and "Full batch is ticked" in note
+    follow(training)
+    job = training.job
+    assert job.status == "completed", job.message
+    spec = state.session.spec
+    assert state.session.path == job.path
+    assert spec.sizes == (5, 16, 1)
+    assert spec.activations()[-1].name == "sigmoid"
+    assert state.session.config.loss == "binary_cross_entropy"

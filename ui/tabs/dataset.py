@@ -33,6 +33,7 @@ th, td { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .gn-error { color: #a00; font-weight: 600; white-space: pre-wrap; }
 .gn-notice { color: #8a5a00; }
+.gn-ok { color: #060; }
 """
 """Styles of the tab's HTML panes (each pane has its own shadow root)."""
 
@@ -507,7 +508,9 @@ class DatasetTab(Tab):
         info = data.info or {}
         scaled = (info.get("standardization") or {}).get("applied")
         lines = [
-            f"<h3>{e(data.name)}{where}</h3>",
+            f"<h3>Dataset of the next run: {e(data.name)}{where}</h3>",
+            "<p>Train on tab 5 uses this dataset; the network on tab 1 takes its "
+            "features as inputs and its outputs as output layer.</p>",
             f"<p>Task: <b>{e(data.task)}</b>; {data.n_features} features, "
             f"{data.n_outputs} output(s); {data.n_train} training rows, "
             f"{data.n_test} test rows. Target: {e(data.target_name)}"
@@ -683,4 +686,8 @@ class DatasetTab(Tab):
                 f"dropped: {e(dropped.reason)}</p>"
             )
         lines += [f"<p class='gn-notice'>{e(n)}</p>" for n in report.notices]
+        lines.append(
+            f"<p class='gn-ok'>Imported: <b>{e(report.source)}</b> is now the "
+            "dataset of the next run (tab 5); the network on tab 1 follows it.</p>"
+        )
         self.report_pane.object = "".join(lines)

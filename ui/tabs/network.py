@@ -20,7 +20,7 @@ from sessions.initial import normalize_initial_values
 from ui.diagram import NetworkDiagram
 from ui.tabs.base import Tab
 
-__all__ = ["TEMPLATES", "NetworkTab", "parameter_rows"]
+__all__ = ["TEMPLATES", "NetworkTab", "fit_design", "parameter_rows"]
 
 _CSS = """
 table { border-collapse: collapse; font-size: 13px; }
@@ -66,6 +66,48 @@ def parameter_rows(spec: NetworkSpec) -> list[tuple[str, int, int, int]]:
         )
         for k in range(len(spec.layers))
     ]
+
+
+def fit_design(spec: NetworkSpec, data: Dataset) -> tuple[NetworkSpec, str]:
+    """Return ``spec`` made to fit ``data``, and what was changed ('' if nothing).
+
+    A network fits when it takes the data's features as inputs, has the data's
+    output count, its output activation works with the task's loss and is not
+    the output of another task's template (softmax on a binary target, sigmoid
+    on a regression target, ...).  Otherwise the inputs become the data's
+    features and the output layer gets the data's output count and the task
+    template's activation; the hidden layers are kept.
+    """
+    activation, loss = TASK_DEFAULTS[data.task]
+    out = spec.layers[-1]
+    others = {a for task, (a, _) in TASK_DEFAULTS.items() if task != data.task}
+    fits = (
+        spec.n_in == data.n_features
+        and out.n_out == data.n_outputs
+        and (out.activation == activation or out.activation not in others)
+    )
+    if fits:
+        try:
+            _check_fit(spec, TrainingConfig(loss=loss), data)
+        except ConfigError:
+            fits = False
+    if fits:
+        return spec, ""
+    output = LayerSpec(
+        data.n_outputs,
+        activation,
+        initializer=out.initializer,
+        init_scale=out.init_scale,
+    )
+    new = NetworkSpec(data.n_features, (*spec.layers[:-1], output))
+    old = f"{spec.n_in} inputs, output {out.n_out} {out.activation} unit(s)"
+    now = f"{new.n_in} inputs, output {output.n_out} {activation} unit(s)"
+    note = (
+        f"The network was changed to fit the dataset {data.name} ({data.task}, "
+        f"{data.n_features} features, {data.n_outputs} output(s)): {old} -> {now}; "
+        f"the hidden layers are kept. Tab 5 trains it with the {loss} loss."
+    )
+    return new, note
 
 
 def _parameter_table(spec: NetworkSpec) -> str:
@@ -175,6 +217,7 @@ class NetworkTab(Tab):
         self._touched = False
         self._notices: list[str] = []
         self._template_note = ""
+        self._fit_note = ""
         self._session_key: Any = None
         self._builder_key: Any = None
 
@@ -254,6 +297,7 @@ class NetworkTab(Tab):
             sizing_mode="stretch_width",
         )
         self.state.param.watch(self._on_state_session, "session")
+        self.state.param.watch(self._on_state_data, "data")
         self._load_rows(self.state.design)
         if self.state.session is not None:
             self._on_state_session()
@@ -354,6 +398,7 @@ class NetworkTab(Tab):
         # The starting network is replaced until the user has built something.
         if session is not None and (self.state.design is None or not self._touched):
             self.state.design = session.spec
+            self._fit_note = ""
         if session is not None and (
             self.state.data is None
             or self.state.data_source.get("kind", "session") == "session"
@@ -361,9 +406,27 @@ class NetworkTab(Tab):
             self.state.data_source = {"kind": "session", "name": session.dataset.name}
             self.state.data = session.dataset
 
+    def _on_state_data(self, *_: Any) -> None:
+        """Make the next run's network fit a newly chosen dataset (tab 2)."""
+        data, spec = self.state.data, self.state.design
+        if data is None or spec is None:
+            return
+        session = self.state.session
+        if session is not None and data is session.dataset and spec == session.spec:
+            self._fit_note = ""
+            return
+        new, note = fit_design(spec, data)
+        if not note:
+            return
+        # Not marked as loading: the builder's rows must be reloaded from it.
+        self._fit_note = note
+        self.state.design = new
+        self._prune_initial_values(new)
+
     def _on_layer_value(self, *_: Any) -> None:
         if not self._loading:
             self._touched = True
+            self._fit_note = ""
             self.apply_builder()
             self.refresh()
 
@@ -538,6 +601,8 @@ class NetworkTab(Tab):
             parts.extend(
                 f"<p class='gn-notice'>{html.escape(n)}</p>" for n in self._notices
             )
+        if self._fit_note:
+            parts.append(f"<p class='gn-notice'>{html.escape(self._fit_note)}</p>")
         if self._template_note:
             parts.append(f"<p>{html.escape(self._template_note)}</p>")
         self.messages.object = "".join(parts)

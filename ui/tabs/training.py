@@ -24,6 +24,7 @@ from ui import explain
 from ui.metrics import decimate
 from ui.tabs.base import Tab
 from ui.tabs.forward import heat_grid
+from ui.tabs.network import fit_design
 from ui.training_job import TrainingJob, session_path
 
 __all__ = ["TrainingTab", "UpdateExpansion", "expand_update", "fitting_loss"]
@@ -297,6 +298,7 @@ class TrainingTab(Tab):
         self.help_pane = pn.pane.HTML(f"<p><i>{html.escape(self.help)}</i></p>", **text)
         self.progress = pn.pane.HTML("<p>No run started in this tab.</p>", **text)
         self.message = pn.pane.HTML("", **text)
+        self.fit_note = pn.pane.HTML("", **text)
         self.bar = pn.indicators.Progress(
             label="Progress", value=0, max=1, width=300, visible=False
         )
@@ -350,6 +352,7 @@ class TrainingTab(Tab):
             pn.Row(self.run_title, self.description),
             pn.Row(self.train_button, self.stop_button, self.bar),
             self.message,
+            self.fit_note,
             self.progress,
             self.curve_pane,
             pn.pane.HTML("<h3>Gradients at the cursor step</h3>", **text),
@@ -411,6 +414,12 @@ class TrainingTab(Tab):
                 "dataset on tab 2 (or open a session to reuse its own)."
             )
             raise ConfigError(msg)
+        # Tab 1 makes the design follow a new dataset; this covers a design set
+        # without it: the inputs come from the data and are no control here.
+        fitted, note = fit_design(spec, data)
+        if note and spec.n_in != data.n_features:
+            self.state.design = spec = fitted
+            self.fit_note.object += f"<p>{html.escape(note)}</p>"
         return spec, data
 
     def build_run(self) -> tuple[NetworkSpec, TrainingConfig, Any]:
@@ -422,6 +431,7 @@ class TrainingTab(Tab):
             If a setting is invalid or network, loss and data do not fit.
         """
         spec, data = self._base()
+        self._update_loss_choice()
         for w in (self.epochs, self.lr, self.seed, self.l2):
             if w.value is None:
                 raise ConfigError(f"{w.name} is empty; enter a number.")
@@ -625,8 +635,19 @@ class TrainingTab(Tab):
         data = self.state.data or (session.dataset if session else None)
         # A new dataset picks its fitting loss; the user's choice stays otherwise.
         if data is not None and id(data) != self._loss_for:
+            own = session is not None and data is session.dataset
             self._loss_for = id(data)
             self.loss.value = fitting_loss(data.task)
+            notes = [f"Dataset {data.name} ({data.task}): loss {self.loss.value}."]
+            size = self.batch_size.value
+            if not self.full_batch.value and size is not None and size > data.n_train:
+                self.full_batch.value = True
+                notes.append(
+                    f"Batch size {size} is more than its {data.n_train} training "
+                    "rows: Full batch is ticked."
+                )
+            if not own:
+                self.fit_note.object = f"<p>{html.escape(' '.join(notes))}</p>"
 
     def _update_curve(self) -> None:
         session = self.state.session
