@@ -27,7 +27,12 @@ from numpy.typing import NDArray
 
 from engine._types import Array
 from engine.data import Dataset
-from sessions.datasets import check_test_fraction, duplicate_groups, prepare_dataset
+from sessions.datasets import (
+    _plural,
+    check_test_fraction,
+    duplicate_groups,
+    prepare_dataset,
+)
 from sessions.errors import DatasetError
 
 __all__ = ["CsvOptions", "CsvReport", "DroppedRow", "import_csv"]
@@ -340,7 +345,7 @@ def import_csv(
             f"The file has only one column ({only!r}), so there is nothing to learn "
             "from: a dataset needs at least one feature column and a target column. "
             "If the file does have several columns, its delimiter was not "
-            "recognised; set the delimiter option."
+            f"recognised; {_DELIMITER_ADVICE}."
         )
         raise DatasetError(msg)
     target = opts.target if opts.target is not None else table.names[-1]
@@ -389,6 +394,38 @@ def import_csv(
 # ---------------------------------------------------------------------------
 # Private helpers: reading and decoding
 # ---------------------------------------------------------------------------
+
+
+_DELIMITER_ADVICE = (
+    "choose it with Delimiter in the app, --delimiter on the command line, "
+    "or delimiter=... in Python"
+)
+"""How to set the delimiter, for every reader."""
+
+_IMPUTE_ADVICE = (
+    'choose Missing values "impute_mean" in the app, --missing impute_mean on the '
+    "command line, or missing='impute_mean' in Python"
+)
+"""How to fill gaps with the column mean, for every reader."""
+
+
+def _cap(text: str) -> str:
+    """Return ``text`` with its first letter in upper case (the rest unchanged)."""
+    return text[:1].upper() + text[1:]
+
+
+def _choose(control: str, value: str, flag: str, python: str) -> str:
+    """Say how to pick one import setting in the app, on the command line and in Python.
+
+    ``control`` is the label of the app's control on tab 2, ``flag`` the
+    ``glassnet record`` flag and ``python`` the `CsvOptions` value.
+    """
+    name = {"Header": "header", "Missing values": "missing", "Task": "task"}[control]
+    given = python if python in ("True", "False") else repr(python)
+    return (
+        f'choose {control} "{value}" in the app, {flag} on the command line, '
+        f"or {name}={given} in Python"
+    )
 
 
 def _check_choice(key: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -524,8 +561,8 @@ def _decode_strict(raw: bytes, encoding: str) -> str:
     except UnicodeDecodeError as err:
         msg = (
             f"The file looks like {encoding} (from its first bytes) but byte "
-            f"position {err.start} is not valid {encoding}. Export it again, or set "
-            "the encoding option."
+            f"position {err.start} is not valid {encoding}. Save it again as UTF-8 "
+            "(in Python you can also pass encoding=...)."
         )
         raise DatasetError(msg) from err
 
@@ -546,8 +583,9 @@ def _decode_fallback(raw: bytes, notes: list[str]) -> tuple[str, str]:
             continue
         notes.append(
             f"The file is not valid UTF-8 (first at byte {first_bad}); it was read "
-            f"as {label}. Check that accented letters look right, or set the "
-            "encoding option."
+            f"as {label}. Check that accented letters look right; if they do not, "
+            "save the file again as UTF-8 (in Python you can also pass "
+            "encoding=...)."
         )
         return text, encoding
     raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
@@ -678,7 +716,8 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
     if decimal == delimiter:
         msg = (
             f"The delimiter and the decimal mark are both {delimiter!r}; they must "
-            "differ. Set the delimiter (e.g. ';') or the decimal option."
+            "differ. Choose another delimiter (e.g. ';': Delimiter in the app, "
+            "--delimiter ';' on the command line), or in Python set decimal=..."
         )
         raise DatasetError(msg)
 
@@ -708,13 +747,13 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
         rows = records
         notes.append(
             "No header row was found (the first row holds numbers), so the columns "
-            f"are named column_1 ... column_{width}. Set header=True if the "
-            "first row holds names."
+            f"are named column_1 ... column_{width}. If the first row holds names, "
+            f"{_choose('Header', 'first row is column names', '--header', 'True')}."
         )
     if has_header and opts.header is None:
         notes.append(
-            f"The first row was read as column names ({_names_text(names)}). Set "
-            "header=False if it is data."
+            f"The first row was read as column names ({_names_text(names)}). If it "
+            f"is data, {_choose('Header', 'no header', '--no-header', 'False')}."
         )
     if not rows.size:
         n_blank = len(blank_lines)
@@ -890,8 +929,8 @@ def _check_row_lengths(
             f"like {like} "
             f"({_names_text(names)}): {shown}{more}. A value may contain the "
             "delimiter without quotes (e.g. a decimal comma in a comma-separated "
-            "file), or a field is missing. Fix those lines, or set the delimiter if "
-            "it was detected wrongly."
+            "file), or a field is missing. Fix those lines, or if the delimiter was "
+            f"detected wrongly, {_DELIMITER_ADVICE}."
         )
         raise DatasetError(msg)
 
@@ -983,7 +1022,8 @@ def _build(
         msg = (
             f"Column {col.name!r} holds text such as {example!r} (row "
             f"{col.first_text + 1}), not numbers{also}. Encode it as numbers, "
-            "remove the column, or import with categorical='one_hot'."
+            "remove the column, or import with categorical='one_hot' (the default, "
+            "as the app and `glassnet record` do)."
         )
         raise DatasetError(msg)
 
@@ -1082,7 +1122,8 @@ def _handle_missing(
         msg = (
             f"The target column {target!r} has {len(rows)} {what} value(s) "
             f"({_rows_text(rows)}). A target value cannot be filled in: fill them "
-            "in the file, remove those rows, or import with missing='drop'."
+            "in the file, remove those rows, or "
+            f"{_choose('Missing values', 'drop', '--missing drop', 'drop')}."
         )
         raise DatasetError(msg)
     summary = []
@@ -1101,8 +1142,10 @@ def _handle_missing(
         msg = (
             f"Some feature values are missing or infinite: {gaps}. Rows are "
             "numbered from 1 at the first data row (the header is not counted). "
-            "Fill them in the file, or import with missing='drop' (remove those "
-            "rows) or missing='impute_mean' (fill them with the column mean)."
+            "Fill them in the file, or drop those rows ("
+            f"{_choose('Missing values', 'drop', '--missing drop', 'drop')}) or "
+            "fill them with the column mean ("
+            f"{_IMPUTE_ADVICE})."
         )
         raise DatasetError(msg)
     if summary and opts.missing == "impute_mean":
@@ -1133,9 +1176,11 @@ def _handle_missing(
         )
     if drop.all():
         msg = (
-            f"Every one of the {n} rows has a missing or infinite value, so "
-            "missing='drop' leaves no data. Fill the gaps in the file or use "
-            "missing='impute_mean'."
+            f"{'The only row has' if n == 1 else f'Every one of the {n} rows has'} "
+            "a missing or infinite value, so "
+            "dropping them leaves no data. Fill the gaps in the file, or fill them "
+            "with the column mean ("
+            f"{_IMPUTE_ADVICE})."
         )
         raise DatasetError(msg)
     return ~drop, dropped
@@ -1167,7 +1212,12 @@ def _target(
                     why = f"more than {MAX_INTEGER_CLASSES} different values"
                 else:
                     why = "values repeat too rarely to be class labels"
-                hint = "; set task='multiclass' to use them as classes" if whole else ""
+                hint = (
+                    "; to use them as classes, "
+                    + _choose("Task", "multiclass", "--task multiclass", "multiclass")
+                    if whole
+                    else ""
+                )
                 return _regression(
                     values,
                     target,
@@ -1182,8 +1232,16 @@ def _target(
             example = y_col.cells[y_col.first_text]
             msg = (
                 f"The target column {target!r} holds text such as {example!r} (row "
-                f"{y_col.first_text + 1}); regression needs numbers. Use "
-                "task='classification', or pick another target column."
+                f"{y_col.first_text + 1}); regression needs numbers. "
+                + _cap(
+                    _choose(
+                        "Task",
+                        "classification",
+                        "--task classification",
+                        "classification",
+                    )
+                )
+                + ", or pick another target column."
             )
             raise DatasetError(msg)
         classes, index = np.unique(y_col.cells[rows], return_inverse=True)
@@ -1191,7 +1249,11 @@ def _target(
         inferred = False
     if len(labels) < 2:
         hint = (
-            " If it is a number to predict, set task='regression'." if inferred else ""
+            " If it is a number to predict, "
+            + _choose("Task", "regression", "--task regression", "regression")
+            + "."
+            if inferred
+            else ""
         )
         msg = (
             f"{after} label column {target!r} has only one value ({labels[0]!r}). A "
@@ -1202,23 +1264,26 @@ def _target(
     if len(labels) > 100:
         msg = (
             f"The label column {target!r} has {len(labels)} different values, too "
-            "many classes (the limit is 100). If it is a number to predict, set "
-            "task='regression'; if it is an ID, pick another target column."
+            "many classes (the limit is 100). If it is a number to predict, "
+            f"{_choose('Task', 'regression', '--task regression', 'regression')}; "
+            "if it is an ID, pick another target column."
         )
         raise DatasetError(msg)
     if opts.task == "binary" and len(labels) != 2:
         msg = (
-            f"task='binary' needs exactly 2 classes, but {target!r} has "
-            f"{len(labels)}: {', '.join(repr(c) for c in labels[:10])}. Use "
-            "task='multiclass'."
+            f"Task binary needs exactly 2 classes, but {target!r} has "
+            f"{len(labels)}: {', '.join(repr(c) for c in labels[:10])}. "
+            + _cap(_choose("Task", "multiclass", "--task multiclass", "multiclass"))
+            + "."
         )
         raise DatasetError(msg)
     task = "binary" if len(labels) == 2 and opts.task != "multiclass" else "multiclass"
     shown = ", ".join(f"{c!r} → {k}" for k, c in enumerate(labels[:10]))
     more = f", and {len(labels) - 10} more" if len(labels) > 10 else ""
     why = (
-        " (whole numbers with few distinct values; set task='regression' to predict "
-        "them as numbers)"
+        " (whole numbers with few distinct values; to predict them as numbers, "
+        + _choose("Task", "regression", "--task regression", "regression")
+        + ")"
         if inferred
         else ""
     )
@@ -1303,9 +1368,9 @@ def _encode_features(
         )
     if one_hot:
         notes.append(
-            f"One-hot encoding: {len(features)} → {len(names)} features (the input "
-            "layer grows accordingly). Set categorical='error' to refuse text "
-            "columns instead."
+            f"One-hot encoding: {len(features)} → {_plural(len(names), 'feature')} "
+            "(the input layer grows accordingly). To leave a text column out, "
+            "remove the column from the file."
         )
     X = np.hstack(blocks) if blocks else np.empty((len(rows), 0))
     return X, names, one_hot
@@ -1415,7 +1480,8 @@ def _shape_notices(
     n_rows, n_features = X.shape
     if n_features >= n_rows:
         notes.append(
-            f"{n_features} features for {n_rows} rows — the network will overfit: "
+            f"{n_features} features for {_plural(n_rows, 'row')} — the network will "
+            "overfit: "
             f"the first layer alone has {n_features} × (hidden units) weights. Use "
             "more rows, fewer features, or a small first layer."
         )

@@ -311,7 +311,7 @@ def test_import_csv_task_option_overrides_the_inference() -> None:
 
 
 def test_import_csv_binary_task_with_three_classes_is_refused() -> None:
-    with pytest.raises(DatasetError, match=r"task='binary' needs exactly 2 classes"):
+    with pytest.raises(DatasetError, match=r"Task binary needs exactly 2 classes"):
         load("x,t\n0,a\n1,b\n2,c\n", task="binary")
 
 
@@ -436,3 +436,83 @@ def test_import_csv_survives_arbitrary_bytes(raw: bytes) -> None:
         assert str(err)
         return
     check_valid(data, report)
+
+
+# -- advice every reader can follow: the app control and the CLI flag ---------
+
+
+def _refusal(text: str, **options: Any) -> str:
+    with pytest.raises(DatasetError) as err:
+        load(text, **options)
+    return str(err.value)
+
+
+def _notes(text: str, **options: Any) -> str:
+    return " ".join(load(text, **options)[1].notices)
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "words"),
+    [
+        ("a,y\n1,0\n2,\n3,1\n4,0\n", {}, ["Missing values", "--missing drop"]),
+        (
+            "a,b,y\n1,,0\n2,3,1\n4,5,0\n6,7,1\n",
+            {},
+            ["Missing values", "--missing drop", "--missing impute_mean"],
+        ),
+        (
+            "a,b,y\n1,,0\n,2,1\n",
+            {"missing": "drop"},
+            ["Missing values", "--missing impute_mean"],
+        ),
+        ("x,t\n0,a\n1,b\n2,c\n", {"task": "binary"}, ["Task", "--task multiclass"]),
+        (
+            "x,t\n0,a\n1,b\n",
+            {"task": "regression"},
+            ["Task", "--task classification"],
+        ),
+        ("x,t\n0,1\n1,1\n2,1\n3,1\n", {}, ["Task", "--task regression"]),
+        (
+            "x,t\n" + "".join(f"{i},id{i}\n" for i in range(101)),
+            {},
+            ["Task", "--task regression"],
+        ),
+    ],
+    ids=lambda v: v[:12] if isinstance(v, str) else None,
+)
+def test_refusals_name_the_app_control_and_the_cli_flag(
+    text: str, options: dict[str, Any], words: list[str]
+) -> None:
+    message = _refusal(text, **options)
+    for word in words:
+        assert word in message, (word, message)
+    # The Python argument alone is not advice a CLI or app user can follow.
+    assert "import with missing=" not in message
+    assert "set task=" not in message.lower()
+
+
+def test_notes_name_the_app_control_and_the_cli_flag() -> None:
+    header = _notes("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
+    assert "Header" in header and "--no-header" in header, header
+    assert "Set header=False" not in header
+    no_header = _notes("1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
+    assert "Header" in no_header and "--header" in no_header, no_header
+    assert "Set header=True" not in no_header
+    rows = "".join(f"{i},{i % 4}\n" for i in range(40))
+    whole = _notes("x,t\n" + rows)
+    assert "--task regression" in whole and "Task" in whole, whole
+    many = _notes("x,t\n" + "".join(f"{i},{i * 7 % 13}\n" for i in range(14)))
+    assert "--task multiclass" in many and "Task" in many, many
+    assert "set task=" not in (whole + many).lower()
+
+
+def test_one_hot_note_gives_advice_without_a_hidden_option() -> None:
+    notes = _notes("c,y\nred,0\nblue,1\nred,0\nblue,1\n")
+    assert "one-hot" in notes
+    assert "Set categorical='error'" not in notes
+    assert "remove the column" in notes
+
+
+def test_counts_of_one_are_singular() -> None:
+    notes = _notes("c,y\nred,0\nred,1\nred,0\nred,1\n")
+    assert "1 → 1 features" not in notes
