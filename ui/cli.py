@@ -78,10 +78,12 @@ def build_run(args: argparse.Namespace) -> tuple[NetworkSpec, TrainingConfig, Da
         options = CsvOptions(
             target=args.target,
             task=args.task,
+            delimiter=_delimiter(args.delimiter),
+            header=args.header,
             test_fraction=args.test_fraction,
             standardize=not args.no_standardize,
             seed=args.seed,
-            missing=args.missing,
+            missing=args.missing or "error",
             drop_duplicates=args.drop_duplicates,
         )
         data, report = import_csv(Path(args.csv), options)
@@ -90,6 +92,7 @@ def build_run(args: argparse.Namespace) -> tuple[NetworkSpec, TrainingConfig, Da
         hidden: tuple[int, ...] = (16,)
         hidden_act = "relu"
     else:
+        _refuse_csv_flags(args)
         name = args.dataset or "iris"
         data = load_dataset(
             name,
@@ -130,9 +133,49 @@ def build_run(args: argparse.Namespace) -> tuple[NetworkSpec, TrainingConfig, Da
     return spec, TrainingConfig(**settings), data
 
 
+def _refuse_csv_flags(args: argparse.Namespace) -> None:
+    """Refuse CSV-only flags given for a built-in dataset instead of ignoring them."""
+    given = [
+        flag
+        for flag, value in (
+            ("--target", args.target),
+            ("--task", args.task),
+            ("--delimiter", args.delimiter),
+            ("--missing", args.missing),
+            ("--drop-duplicates", args.drop_duplicates or None),
+            ("--header" if args.header else "--no-header", args.header),
+        )
+        if value is not None
+    ]
+    if given:
+        flag = given[0]
+        what = {
+            "--target": "built-in datasets have their own target",
+            "--task": "built-in datasets have their own task",
+        }.get(flag, "it sets how a CSV file is read")
+        msg = (
+            f"{flag} is for --csv; {what}. Remove {flag}, or train on a CSV file "
+            "with --csv PATH."
+        )
+        raise GlassnetError(msg)
+
+
+def _delimiter(text: str | None) -> str | None:
+    """Return the delimiter of ``--delimiter``; the word ``tab`` means a tab."""
+    if text is None:
+        return None
+    return "\t" if text.lower() in ("tab", "\\t") else text
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     spec, config, data = build_run(args)
     out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        msg = (
+            f"{out} already exists; choose another --out, or add --overwrite to "
+            "replace it."
+        )
+        raise GlassnetError(msg)
     steps = Trainer(spec, config, data).total_steps
     bars: list[tqdm] = []
 
@@ -399,15 +442,28 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--csv", metavar="PATH", help="train on your own CSV file")
     rec.add_argument("--target", help="target column of the CSV (default: last)")
     rec.add_argument(
-        "--task", choices=["binary", "multiclass", "regression"], help="CSV task"
+        "--task",
+        choices=["binary", "multiclass", "regression", "classification"],
+        help="CSV task (default: detected from the target column)",
+    )
+    rec.add_argument(
+        "--delimiter",
+        help="CSV delimiter: one character, or 'tab' (default: detected)",
+    )
+    rec.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the CSV's first row holds column names (default: detected)",
     )
     rec.add_argument(
         "--missing",
         choices=["error", "drop", "impute_mean"],
-        default="error",
-        help="what to do with missing or infinite CSV values",
+        help="what to do with missing or infinite CSV values (default: error)",
     )
-    rec.add_argument("--drop-duplicates", action="store_true", help="CSV rows")
+    rec.add_argument(
+        "--drop-duplicates", action="store_true", help="drop repeated CSV rows"
+    )
     rec.add_argument("--n-samples", type=int, help="rows of a generated dataset")
     rec.add_argument("--noise", type=float, help="noise of a generated dataset")
     rec.add_argument("--test-fraction", type=float, default=0.2)
