@@ -176,6 +176,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
             "replace it."
         )
         raise GlassnetError(msg)
+    # The recorder creates missing folders; say which, so a typo is noticed.
+    created = _first_missing_folder(out)
     steps = Trainer(spec, config, data).total_steps
     bars: list[tqdm] = []
 
@@ -208,11 +210,26 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(_summary(session))
         if session.divergence is not None:
             print(f"\n{session.divergence.message}")
-    print(f"\nSaved {out}. Inspect it with:")
+    made = ""
+    if created == out.parent:
+        made = f" (created the folder {created} for it)"
+    elif created is not None:
+        made = f" (created the folders {created} down to {out.parent} for it)"
+    print(f"\nSaved {out}{made}. Inspect it with:")
     print(f"  glassnet info {out}")
     print(f"  glassnet events {out} --step 0")
     print(f"  glassnet verify {out}")
     return 0 if reason != "diverged" else 3
+
+
+def _first_missing_folder(path: Path) -> Path | None:
+    """Return the outermost folder above ``path`` that does not exist yet, if any."""
+    missing = None
+    for folder in path.parents:
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -601,7 +601,11 @@ def test_a_missing_output_folder_is_created_and_said(
     result = run(capsys, [*argv, "--out", str(out)])
     assert result.code == 0, result.err
     assert out.exists()
-    assert f"created the folder {tmp_path / 'new'}" in result.out
+    new = tmp_path / "new"
+    assert f"(created the folders {new} down to {new / 'deeper'} for it)" in result.out
+    one = tmp_path / "one" / "x.session"
+    result = run(capsys, [*argv, "--out", str(one)])
+    assert f"(created the folder {one.parent} for it)" in result.out
     # An existing folder is not announced.
     again = run(capsys, [*argv, "--out", str(out.with_name("y.session"))])
     assert "created the folder" not in again.out
