@@ -162,6 +162,8 @@ def activation(
     z: Sequence[float] | np.ndarray,
     a: Sequence[float] | np.ndarray,
     unit: int,
+    *,
+    label: int | None = None,
 ) -> Expansion:
     """Expand ``a = g(z)`` for one unit of one sample.
 
@@ -173,7 +175,10 @@ def activation(
         The sample's whole row of weighted sums and activations (softmax needs
         every ``z`` of the layer).
     unit : int
-        The unit whose activation is written out.
+        Index of the unit whose activation is written out.
+    label : int or None
+        The unit's number in the text (``a_<label>``); None shows ``unit``.
+        The app counts units from 1 on screen, so it passes ``unit + 1``.
 
     Returns
     -------
@@ -184,43 +189,44 @@ def activation(
     act = get_activation(name)
     key = act.name
     zr = np.asarray(z, dtype=np.float64)
+    n = unit if label is None else label
     zk = float(zr[unit])
     ak = float(np.asarray(a, dtype=np.float64)[unit])
     result = fmt(ak, VALUE_DIGITS)
     terms: tuple[float, ...] = ()
     notes: tuple[str, ...] = ()
     if key == "identity":
-        text = f"a_{unit} = z_{unit} = {result}"
+        text = f"a_{n} = z_{n} = {result}"
     elif key == "sigmoid":
         with np.errstate(over="ignore"):
             e = math.exp(-zk) if zk > -700 else math.inf
-        text = f"a_{unit} = 1 / (1 + e^-({fmt(zk)})) = 1 / (1 + {fmt(e)}) = {result}"
+        text = f"a_{n} = 1 / (1 + e^-({fmt(zk)})) = 1 / (1 + {fmt(e)}) = {result}"
     elif key == "tanh":
-        text = f"a_{unit} = tanh({fmt(zk)}) = {result}"
+        text = f"a_{n} = tanh({fmt(zk)}) = {result}"
         if abs(zk) < 350:
             ep, em = math.exp(zk), math.exp(-zk)
             text = (
-                f"a_{unit} = tanh({fmt(zk)}) = ({fmt(ep)} - {fmt(em)}) / "
+                f"a_{n} = tanh({fmt(zk)}) = ({fmt(ep)} - {fmt(em)}) / "
                 f"({fmt(ep)} + {fmt(em)}) = {result}"
             )
     elif key == "relu":
-        text = f"a_{unit} = max(0, {fmt(zk)}) = {result}"
+        text = f"a_{n} = max(0, {fmt(zk)}) = {result}"
     elif key == "leaky_relu":
         alpha = getattr(act, "alpha", 0.01)
         if zk > 0:
-            text = f"a_{unit} = z_{unit} = {fmt(zk)} (z > 0) = {result}"
+            text = f"a_{n} = z_{n} = {fmt(zk)} (z > 0) = {result}"
         else:
             text = (
-                f"a_{unit} = alpha × z_{unit} = {fmt(alpha)} × {_operand(zk)} "
+                f"a_{n} = alpha × z_{n} = {fmt(alpha)} × {_operand(zk)} "
                 f"(z <= 0) = {result}"
             )
     elif key == "softmax":
-        text, terms, notes = _softmax_text(zr, unit, result)
+        text, terms, notes = _softmax_text(zr, unit, result, n)
     else:  # pragma: no cover - every registered activation is handled above
         msg = f"No expansion is written for the activation {name!r}."
         raise NotImplementedError(msg)
-    formula = ACTIVATION_FORMULAS[key].replace("a =", f"a_{unit} =")
-    formula = formula.replace("(z)", f"(z_{unit})")
+    formula = ACTIVATION_FORMULAS[key].replace("a =", f"a_{n} =")
+    formula = formula.replace("(z)", f"(z_{n})")
     return Expansion(formula=formula, text=text, value=ak, terms=terms, notes=notes)
 
 
@@ -383,7 +389,7 @@ def _join_sum(parts: list[str]) -> str:
 
 
 def _softmax_text(
-    z: np.ndarray, unit: int, result: str
+    z: np.ndarray, unit: int, result: str, label: int | None = None
 ) -> tuple[str, tuple[float, ...], tuple[str, ...]]:
     """Write softmax of one unit with every e^z_j of the row."""
     notes: tuple[str, ...] = ()
@@ -398,7 +404,7 @@ def _softmax_text(
     top = f"e^{zs[unit]}"
     bottom = " + ".join(f"e^{s}" for s in zs)
     text = (
-        f"a_{unit} = {top} / ({bottom}) = {fmt(e[unit])} / "
+        f"a_{unit if label is None else label} = {top} / ({bottom}) = {fmt(e[unit])} / "
         f"({' + '.join(fmt(v) for v in e)}) = {fmt(e[unit])} / {fmt(e.sum())} "
         f"= {result}"
     )

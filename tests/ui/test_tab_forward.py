@@ -63,11 +63,14 @@ def test_expansion_reproduces_the_recorded_z_and_a_of_the_chosen_unit(
     act = _event(state, ev.ActivationComputed, 1)
     text = html.unescape(tab.expansion_pane.object)
     z = w.z[5, 2]
-    expected = explain.weighted_sum(w.a_prev[5], w.W[:, 2], w.b[2], z, unit=2)
+    # Unit 3 on screen is index 2 (units are counted from 1).
+    expected = explain.weighted_sum(w.a_prev[5], w.W[:, 2], w.b[2], z, unit=3)
     assert expected.text in text
     assert np.sum(expected.terms) == pytest.approx(z, abs=1e-12)
     assert f"= {explain.fmt(z, 6)}" in text
-    assert "a_2 = e^" in text  # softmax with every term
+    assert "Layer 2, unit 3, sample 5" in text
+    assert expected.text.startswith("z_3 = ") and "b_3" in expected.formula
+    assert "a_3 = e^" in text  # softmax with every term
     assert f"= {explain.fmt(act.a[5, 2], 6)}" in text
     # The table of every term holds each product.
     for i in range(w.W.shape[0]):
@@ -117,12 +120,13 @@ def test_selection_widgets_set_the_shared_cursor_and_are_clipped(
 ) -> None:
     state = tab.state
     tab.layer_select.value = 1
-    tab.neuron_input.value = 2
+    tab.neuron_input.value = 3  # unit 3 on screen, index 2 in the state
     tab.sample_input.value = 7
     assert (state.layer, state.neuron, state.sample) == (1, 2, 7)
     state.neuron = 99  # more than layer 2's 3 units
     assert tab.selection()[2] == 2
-    assert tab.neuron_input.value == 2
+    assert tab.neuron_input.value == 3
+    assert tab.neuron_input.start == 1 and tab.neuron_input.end == 3
 
 
 def test_hidden_tab_waits_until_shown(tab: ForwardTab) -> None:
@@ -139,7 +143,7 @@ def test_dropout_tanh_sigmoid_and_leaky_relu_runs(tmp_path: Path) -> None:
     for name, needles in {
         "mse_dropout_l2": ["tanh(", "a = a_before × mask / keep_prob", "1 / (1 + e^-"],
         "bce": ["alpha", "1 / (1 + e^-"],
-        "cce": ["a_0 = z_0 =", "e^"],
+        "cce": ["a_1 = z_1 =", "e^"],
     }.items():
         state = AppState()
         assert state.open(record_run(name, tmp_path))
@@ -215,10 +219,13 @@ def test_diagram_marks_the_operation_and_a_click_expands_that_unit(
         for r in range(len(nodes["column"]))
         if (nodes["column"][r], nodes["unit"][r]) == (1, 7)
     )
-    tab.diagram.tap_node(row)  # a click on unit 7 of layer 1
+    # Index 7 is unit 8 everywhere a user reads it: the tooltip and tab 3.
+    assert nodes["label"][row] == "layer 1, unit 8"
+    tab.diagram.tap_node(row)
     assert (state.layer, state.neuron) == (0, 7)
     w = _event(state, ev.WeightedSumComputed, 0)
     text = html.unescape(tab.expansion_pane.object)
-    assert "Layer 1, unit 7" in text
+    assert "Layer 1, unit 8" in text
+    assert "z_8 = " in text and "a_8 = " in text
     assert f"= {explain.fmt(w.z[state.sample, 7], 6)}" in text
-    assert tab.layer_select.value == 0 and tab.neuron_input.value == 7
+    assert tab.layer_select.value == 0 and tab.neuron_input.value == 8

@@ -224,18 +224,23 @@ def test_gradients_of_the_cursor_step_show_recorded_norms(tab: TrainingTab) -> N
         assert explain.fmt(grads[(layer, "dW")][0, 0], 3) in shown
     # The chosen weight's update, on the same step.
     # Layer 1 on screen is the event's layer 0.
-    tab.pick_layer.value, tab.pick_i.value, tab.pick_j.value = 1, 1, 2
+    # W[i, j] joins input i to unit j, both from 1: W[2, 3] is index (1, 2).
+    tab.pick_layer.value, tab.pick_i.value, tab.pick_j.value = 1, 2, 3
     upd = next(
         e
         for e in tab.state.events_of(ev.ParametersUpdated)
         if e.layer == 0 and e.name == "W"
     )
     text = html.unescape(tab.update_pane.object)
-    assert text.startswith("<pre>W[1,2] of layer 1")
+    assert text.startswith("<pre>W[2, 3] of layer 1")
     assert explain.fmt(upd.before[1, 2]) in text
     assert "(matches the formula)" in text
     tab.pick_layer.value = 7
     assert "Layer 7 does not exist; choose 1 to 2." in tab.update_pane.object
+    tab.pick_layer.value, tab.pick_j.value = 1, 4
+    assert "choose i from 1 to 2 and j from 1 to 3" in tab.update_pane.object
+    tab.pick_j.value = 0
+    assert "choose i from 1 to 2 and j from 1 to 3" in tab.update_pane.object
     # Headings count layers from 1, like the cursor's "update of W of layer 1".
     assert "<h4>Layer 1 (W 2 x 3)" in shown and "<h4>Layer 2 (W 3 x 1)" in shown
     assert "Layer 0" not in shown
@@ -294,7 +299,7 @@ def test_the_cursor_on_an_update_picks_that_parameter(tab: TrainingTab) -> None:
     )
     tab.state.op = seq
     assert (tab.pick_layer.value, tab.pick_param.value) == (2, "b")
-    assert html.unescape(tab.update_pane.object).startswith("<pre>b[0] of layer 2")
+    assert html.unescape(tab.update_pane.object).startswith("<pre>b[1] of layer 2")
     # On a gradient of layer 0 that layer's cells are outlined.
     tab.state.op = next(
         k

@@ -27,8 +27,8 @@ def test_forward_and_loss_tabs_show_expansions_and_follow_the_cursor(
     page: Any, app_url: str, open_app: Any
 ) -> None:
     open_app(page, f"{app_url}?step=4&tab=3")
-    page.get_by_text("z_0 = sum_i a_prev_i × W_i0 + b_0").first.wait_for(timeout=20_000)
-    page.get_by_text("a_0 = max(0, ").first.wait_for(timeout=5_000)
+    page.get_by_text("z_1 = sum_i a_prev_i × W_i1 + b_1").first.wait_for(timeout=20_000)
+    page.get_by_text("a_1 = max(0, ").first.wait_for(timeout=5_000)
 
     page.get_by_text("Loss", exact=True).first.click()
     page.get_by_text("data loss = 1/32 × (").first.wait_for(timeout=20_000)

@@ -124,7 +124,7 @@ def heat_cells(
         text = explain.fmt(v, 3) if numbers else ""
         cells.append(
             f'<td{cls} style="background:{_color(v, scale)}" '
-            f'title="{j}: {explain.fmt(v, 6)}">{text}</td>'
+            f'title="{j + 1}: {explain.fmt(v, 6)}">{text}</td>'
         )
     return "".join(cells)
 
@@ -142,7 +142,7 @@ def heat_grid(
     finite = W[np.isfinite(W)]
     scale = float(np.abs(finite).max()) if finite.size else 0.0
     rows = [
-        f'<tr><td class="gn-label">W[{i}]</td>'
+        f'<tr><td class="gn-label">W[{i + 1}, ·]</td>'
         + heat_cells(
             W[i], numbers=True, selected=selected, highlight=highlight, scale=scale
         )
@@ -240,8 +240,9 @@ class ForwardTab(Tab):
         self.layer_select = pn.widgets.Select(
             label="Layer", options={"layer 1": 0}, value=0, width=280
         )
+        # Units are counted from 1 on screen; state.neuron stays 0-based.
         self.neuron_input = pn.widgets.IntInput(
-            label="Unit of the layer", value=0, start=0, end=0, width=160
+            label="Unit of the layer", value=1, start=1, end=1, width=160
         )
         self.sample_input.param.watch(self._on_sample_input_value, "value")
         self.layer_select.param.watch(self._on_layer_select_value, "value")
@@ -282,8 +283,8 @@ class ForwardTab(Tab):
             self.state.layer = int(event.new)
 
     def _on_neuron_input_value(self, event: Any) -> None:
-        if event.new is not None and event.new != self.state.neuron:
-            self.state.neuron = max(int(event.new), 0)
+        if event.new is not None and event.new - 1 != self.state.neuron:
+            self.state.neuron = max(int(event.new) - 1, 0)
 
     # -- refreshers --------------------------------------------------------
 
@@ -339,7 +340,7 @@ class ForwardTab(Tab):
         if self.layer_select.options != options:
             self.layer_select.options = options
         self.layer_select.value = layer
-        self.neuron_input.param.update(end=self._layers[layer].n_out - 1, value=unit)
+        self.neuron_input.param.update(end=self._layers[layer].n_out, value=unit + 1)
 
     def _update_status(self) -> None:
         event = self.state.event
@@ -401,13 +402,13 @@ class ForwardTab(Tab):
     def _update_expansion(self, sample: int, layer: int, unit: int) -> None:
         lv = self._layers[layer]
         w = lv.weighted
-        parts = [f"<h4>Layer {layer + 1}, unit {unit}, sample {sample}</h4>"]
+        parts = [f"<h4>Layer {layer + 1}, unit {unit + 1}, sample {sample}</h4>"]
         wsum = explain.weighted_sum(
             w.a_prev[sample],
             w.W[:, unit],
             float(w.b[unit]),
             float(w.z[sample, unit]),
-            unit=unit,
+            unit=unit + 1,
         )
         parts.append(_pre(wsum))
         parts.append(self._terms_table(lv, sample, unit))
@@ -417,6 +418,7 @@ class ForwardTab(Tab):
                 lv.activated.z[sample],
                 lv.activated.a[sample],
                 unit,
+                label=unit + 1,
             )
             parts.append(_pre(act))
         if lv.dropped is not None:
@@ -457,8 +459,9 @@ class ForwardTab(Tab):
             names = list(self.state.session.dataset.feature_names)
             if len(names) == n_in:
                 return [str(n) for n in names]
-            return [f"x{i}" for i in range(n_in)]
-        return [f"a{layer}[{i}]" for i in range(n_in)]
+            return [f"x{i + 1}" for i in range(n_in)]
+        # Unit i (from 1) of the previous layer, which is layer ``layer``.
+        return [f"a{layer}[{i + 1}]" for i in range(n_in)]
 
     def _update_values(self, sample: int, layer: int, unit: int) -> None:
         event = self.state.event

@@ -94,7 +94,8 @@ def expand_update(
     event : ParametersUpdated
         The recorded update of one layer's ``W`` or ``b``.
     index : tuple of int
-        ``(i, j)`` into ``W`` or ``(j,)`` into ``b``.
+        ``(i, j)`` into ``W`` or ``(j,)`` into ``b`` (0-based; the text shows
+        them counted from 1).
     config : TrainingConfig
         The run's settings (momentum, rho, beta1, beta2, eps, l2).
     previous : dict or None
@@ -112,8 +113,9 @@ def expand_update(
     g = np.float64(event.grad[index])
     lr = event.lr
     state = {k: np.float64(v[index]) for k, v in event.state.items()}
-    where = ",".join(map(str, index))
-    # Layers are counted from 1 on screen (layer 1 is event.layer 0).
+    # Layers, units and inputs are counted from 1 on screen (layer 1 is
+    # event.layer 0; W[i, j] joins input/unit i to unit j, index (i - 1, j - 1)).
+    where = ", ".join(str(k + 1) for k in index)
     label = f"{event.name}[{where}] of layer {event.layer + 1}"
     lines = [f"{label}  (optimizer {event.optimizer}, step counter t = {event.t})"]
     if event.name == "W" and config.l2:
@@ -329,8 +331,11 @@ class TrainingTab(Tab):
         self.pick_param = pn.widgets.Select(
             label="Parameter", options=["W", "b"], value="W", width=80
         )
-        self.pick_i = pn.widgets.IntInput(label="row i (W)", value=0, start=0, width=90)
-        self.pick_j = pn.widgets.IntInput(label="column j", value=0, start=0, width=90)
+        # W[i, j] joins input/unit i of the previous layer to unit j, from 1.
+        self.pick_i = pn.widgets.IntInput(
+            label="from input/unit i (W)", value=1, start=1, width=150
+        )
+        self.pick_j = pn.widgets.IntInput(label="to unit j", value=1, start=1, width=90)
         for w in (self.pick_layer, self.pick_param, self.pick_i, self.pick_j):
             w.param.watch(self._on_pick_change, "value")
         self.update_pane = pn.pane.HTML("", **text)
@@ -716,12 +721,18 @@ class TrainingTab(Tab):
                 f"Layer {shown} does not exist; choose 1 to {len(updates) // 2}."
             )
             return
-        i, j = self.pick_i.value or 0, self.pick_j.value or 0
+        picked = (self.pick_i.value, self.pick_j.value)
+        i, j = (0 if v is None else v - 1 for v in picked)
         index = (i, j) if name == "W" else (j,)
-        if any(k >= n for k, n in zip(index, event.before.shape, strict=True)):
+        if any(not 0 <= k < n for k, n in zip(index, event.before.shape, strict=True)):
+            shape = event.before.shape
+            where = (
+                f"i from 1 to {shape[0]} and j from 1 to {shape[1]}"
+                if name == "W"
+                else f"j from 1 to {shape[0]}"
+            )
             self.update_pane.object = _error(
-                f"{name} of layer {shown} has shape {event.before.shape}; choose an "
-                "index inside it."
+                f"{name} of layer {shown} has shape {shape}; choose {where}."
             )
             return
         previous = None
