@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 
@@ -78,11 +79,7 @@ def check_schema(con: sqlite3.Connection, path: str) -> int:
         raise SessionFormatError(msg)
     version = con.execute("PRAGMA user_version").fetchone()[0]
     if version > FORMAT_VERSION:
-        msg = (
-            f"{path} uses session format {version}, but this glassnet reads "
-            f"formats up to {FORMAT_VERSION}. Upgrade glassnet to open it."
-        )
-        raise SessionFormatError(msg)
+        raise SessionFormatError(_newer(path, version))
     if version < 1:
         msg = f"{path} declares session format {version}, which never existed."
         raise SessionFormatError(msg)
@@ -101,7 +98,43 @@ def check_schema(con: sqlite3.Connection, path: str) -> int:
     if missing:
         msg = f"{path} lacks the tables {', '.join(missing)}: it is not a session."
         raise SessionFormatError(msg)
+    _check_meta_version(con, path, int(version))
     return int(version)
+
+
+def _newer(path: str, version: int) -> str:
+    """Return the message for a file in a format newer than this glassnet reads."""
+    return (
+        f"{path} uses session format {version}: it is from a newer glassnet, and "
+        f"this glassnet reads formats up to {FORMAT_VERSION}. Upgrade glassnet to "
+        "open it."
+    )
+
+
+def _check_meta_version(con: sqlite3.Connection, path: str, version: int) -> None:
+    """Refuse a file whose ``meta.format_version`` disagrees with its user_version.
+
+    Both state the format. A newer version in the metadata gets the same
+    message as a newer user_version; any other disagreement means the file
+    was altered after recording. A file without the entry is left to the
+    metadata checks that follow.
+    """
+    row = con.execute(
+        "SELECT substr(value, 1, 40) FROM meta WHERE key = 'format_version'"
+    ).fetchone()
+    if row is None:
+        return
+    text = str(row[0]).strip()
+    declared = int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
+    if declared is not None and declared > FORMAT_VERSION:
+        raise SessionFormatError(_newer(path, declared))
+    if declared != version:
+        msg = (
+            f"{path} declares format_version {text[:20]} in its metadata but "
+            f"user_version {version} in its header; the two must agree, so the "
+            "file was altered after recording and will not be opened."
+        )
+        raise SessionFormatError(msg)
 
 
 def upgrade(con: sqlite3.Connection, version: int) -> None:
