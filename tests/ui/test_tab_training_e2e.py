@@ -87,3 +87,24 @@ def test_train_shows_the_run_growing_and_stop_ends_it(
         assert s.status == "stopped"
         assert s.n_steps == stopped_at
     assert verify(path).ok
+
+
+def test_epochs_typed_as_0_is_refused_not_replaced(
+    page: Any, served: tuple[str, Path], open_app: Any
+) -> None:
+    # A bound on the widget made the browser put back the old value and train
+    # a 30-epoch run; the typed value must reach Train and be refused.
+    url, folder = served
+    before = sorted(folder.glob("*.session"))
+    open_app(page, f"{url}?tab=5")
+    page.get_by_role("button", name="Train").wait_for(timeout=20_000)
+    box = page.locator(".bk-input-group", has_text="Epochs").locator("input").first
+    box.fill("0")
+    box.press("Tab")
+    page.wait_for_timeout(300)
+    assert box.input_value() == "0"
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("Epochs must be a whole number >= 1; got 0").first.wait_for(
+        timeout=10_000
+    )
+    assert sorted(folder.glob("*.session")) == before
