@@ -77,7 +77,8 @@ class TrainingConfig:
         ):
             msg = (
                 f"batch_size must be a whole number >= 1, or None for the full "
-                f"training set; got {self.batch_size!r}."
+                f"training set (--batch-size full on the command line); got "
+                f"{self.batch_size!r}."
             )
             raise ConfigError(msg)
         if (

@@ -444,7 +444,10 @@ def test_verify_with_its_progress_bar_fails_in_one_line(
         (["--task", "regression"], ["--task is for --csv", "built-in datasets"]),
         (["--missing", "drop"], ["--missing is for --csv"]),
         (["--no-header"], ["--no-header is for --csv"]),
-        (["--batch-size", "0"], ["batch_size must be a whole number >= 1"]),
+        (
+            ["--batch-size", "0"],
+            ["batch_size must be a whole number >= 1", "--batch-size full"],
+        ),
         (["--batch-size", "many"], ["--batch-size takes a whole number or 'full'"]),
         (["--batch-size", "1000"], ["batch_size 1000 is larger than the 120"]),
         (["--dropout", "1"], ["dropout 1.0", "[0, 1)"]),
