@@ -70,8 +70,9 @@ class KeyboardShortcuts(pn.custom.JSComponent):
 
     Left/right arrows move one step; shift+arrows and ``,``/``.`` move one
     operation.  Keys typed into inputs, selects, text areas and sliders are
-    left to them.  Each press calls ``on_action`` with one of
-    :data:`KEY_ACTIONS`.
+    left to them.  It also gives the player's icon-only play and pause
+    buttons accessible names (``aria-label`` and a tooltip).  Each press
+    calls ``on_action`` with one of :data:`KEY_ACTIONS`.
     """
 
     def __init__(self, on_action: Callable[[str], None] | None = None, **params: Any):
@@ -98,6 +99,28 @@ class KeyboardShortcuts(pn.custom.JSComponent):
       }
       document.addEventListener("keydown", onKey)
       model.on("remove", () => document.removeEventListener("keydown", onKey))
+      // The player's play/pause buttons are bare icons: give them names.
+      const NAMES = {play: "Play (step through the run)", pause: "Pause"}
+      const findButtons = (root, found) => {
+        for (const el of root.querySelectorAll("*")) {
+          if (el.shadowRoot) findButtons(el.shadowRoot, found)
+          if (el.tagName === "BUTTON") {
+            for (const [cls, label] of Object.entries(NAMES))
+              if (el.classList.contains(cls)) found.push([el, label])
+          }
+        }
+        return found
+      }
+      let tries = 0
+      const nameButtons = () => {
+        const found = findButtons(document, [])
+        for (const [el, label] of found) {
+          el.setAttribute("aria-label", label)
+          el.setAttribute("title", label)
+        }
+        if (found.length < 2 && ++tries < 40) setTimeout(nameButtons, 250)
+      }
+      setTimeout(nameButtons, 0)
       return document.createElement("span")
     }
     """
@@ -162,8 +185,13 @@ class CursorControls(pn.viewable.Viewer):
         self.speed = pn.widgets.Select(
             label="Speed", options=list(SPEEDS), value="5 steps/s", width=110
         )
-        self.step_box = pn.widgets.IntInput.from_param(
-            state.param.step, label="Go to step", width=110
+        # Its own widget, not linked to state.step: a cleared box or a step
+        # outside the run gets a message and the box shows the cursor's step again.
+        self.step_box = pn.widgets.IntInput(
+            label="Go to step",
+            value=state.step,
+            width=110,
+            description="Type a step and press Enter",
         )
         self.previous_step_button = pn.widgets.Button(
             label="◀ step", description="Previous step (left arrow)", width=80
@@ -192,6 +220,8 @@ class CursorControls(pn.viewable.Viewer):
         self.previous_op_button.on_click(lambda _: self.do("previous_op"))
         self.next_op_button.on_click(lambda _: self.do("next_op"))
         self.op_select.param.watch(self._on_op_select_value, "value")
+        self.step_box.param.watch(self._on_step_box_value, "value")
+        state.param.watch(self._update_step_box, "step")
         state.param.watch(self._update_operations, ["events", "op"])
         state.param.watch(self._update_moment, ["session", "step", "op", "tab"])
         self.moment.param.watch(self._on_moment, ["session", "step", "op", "tab"])
@@ -296,6 +326,27 @@ class CursorControls(pn.viewable.Viewer):
     def _on_speed_value(self, event: param.parameterized.Event) -> None:
         self.player.interval = SPEEDS[event.new]
 
+    def _on_step_box_value(self, event: param.parameterized.Event) -> None:
+        state = self.state
+        value = event.new
+        if value == state.step:
+            return
+        last = state.n_steps - 1
+        if value is None:
+            state.message = f"Type a step from 0 to {last} in 'Go to step'."
+        elif not 0 <= value <= last:
+            state.message = f"Step {value} is outside this run (0 to {last})."
+        else:
+            state.step = value
+            return
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            # NOTE: set during the browser's own change, the value would not
+            # be sent back; on the next tick it is.
+            doc.add_next_tick_callback(self._update_step_box)
+        else:
+            self._update_step_box()
+
     def _on_op_select_value(self, event: param.parameterized.Event) -> None:
         if event.new is not None and event.new != self.state.op:
             self.state.op = event.new
@@ -313,6 +364,9 @@ class CursorControls(pn.viewable.Viewer):
 
     # -- refreshers ----------------------------------------------------------
 
+    def _update_step_box(self, *_: Any) -> None:
+        self.step_box.value = self.state.step
+
     def _update_operations(self, *_: Any) -> None:
         state = self.state
         labels = state.operations()
@@ -323,8 +377,9 @@ class CursorControls(pn.viewable.Viewer):
             op = min(state.op, len(labels) - 1)
             self.op_select.value = op if labels else None
             if labels:
+                # Numbered from 0, as in the operation list and the link's op.
                 text = (
-                    f"<b>Operation {op} of {len(labels) - 1}</b> (step "
+                    f"<b>Operation {op}</b> (0 to {len(labels) - 1}, step "
                     f"{state.step}): {html.escape(labels[op])}"
                 )
             else:

@@ -183,18 +183,19 @@ def test_play_advances_the_step_and_pause_stops_it(
 ) -> None:
     url, _ = served
     _open(page, open_app, f"{url}?step=0")
-    page.locator(".play").first.click()
+    # The icon-only buttons have accessible names.
+    page.get_by_role("button", name="Play (step through the run)", exact=True).click()
     page.wait_for_function(
         f"() => ({MODEL_VALUE})(['Slider', 'title', 'Step', 'value']) >= 3",
         timeout=15_000,
     )
-    page.locator(".pause").first.click()
+    page.get_by_role("button", name="Pause", exact=True).click()
     page.wait_for_timeout(800)
     paused = _step(page)
     page.wait_for_timeout(1200)
     assert _step(page) == paused >= 3
     page.wait_for_url(re.compile(rf"[?&]step={paused}(&|$)"))  # written on pause
-    assert f"(step {paused})" in _op_label(page)
+    assert f"step {paused})" in _op_label(page)
 
 
 def test_next_operation_button_changes_the_label(
@@ -202,7 +203,7 @@ def test_next_operation_button_changes_the_label(
 ) -> None:
     url, _ = served
     _open(page, open_app, f"{url}?step=5&op=0")
-    expect_label(page, "(step 5): batch sampled")
+    expect_label(page, "step 5): batch sampled")
     page.get_by_role("button", name="op ▶").click()
     expect_label(page, "weighted sum z of layer 1")
     page.get_by_role("button", name="op ▶").click()
@@ -214,14 +215,22 @@ def test_deep_link_opens_that_moment(page: Any, served: Any, open_app: Any) -> N
     url, _ = served
     _open(page, open_app, f"{url}?session=demo.session&step=7&op=3&tab=3")
     assert _step(page) == 7
-    expect_label(page, "Operation 3 of 19 (step 7): weighted sum z of layer 2")
+    expect_label(page, "Operation 3 (0 to 19, step 7): weighted sum z of layer 2")
     assert _active_tab(page) == 2
 
     box = page.get_by_label("Go to step")  # typing an exact step
     box.fill("42")
     box.press("Enter")
     _wait_step(page, 42)
-    expect_label(page, "(step 42)")
+    expect_label(page, "step 42)")
+    box.fill("500")  # outside the run: a message, and the box shows 42 again
+    box.press("Enter")
+    page.get_by_text("Step 500 is outside this run (0 to 119).").first.wait_for()
+    box.fill("")  # cleared: a message, no traceback
+    box.press("Enter")
+    page.get_by_text("Type a step from 0 to 119").first.wait_for()
+    assert _step(page) == 42
+    assert box.input_value() == "42"
     assert page.get_by_text("Forward propagation", exact=True).first.is_visible()
 
 

@@ -55,7 +55,7 @@ def test_next_operation_crosses_into_the_next_step(cursor: CursorControls) -> No
     assert cursor.op_select.value == last
     cursor.next_op_button.clicks += 1
     assert (state.step, state.op) == (6, 0)
-    assert "(step 6): batch sampled" in cursor.op_label.object
+    assert "step 6): batch sampled" in cursor.op_label.object
     cursor.keyboard._handle_msg("previous_op")
     assert (state.step, state.op) == (5, last)
     assert describe_operation(state.event) in cursor.op_label.object
@@ -147,3 +147,35 @@ def test_the_url_waits_while_playing(cursor: CursorControls) -> None:
     assert cursor.moment.step == 0
     cursor.player.direction = 0  # paused: the moment reaches the URL
     assert cursor.moment.step == 10
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        (None, "Type a step from 0 to 119 in 'Go to step'."),
+        (-3, "Step -3 is outside this run (0 to 119)."),
+        (500, "Step 500 is outside this run (0 to 119)."),
+    ],
+)
+def test_a_cleared_or_outside_step_box_gives_a_message_and_snaps_back(
+    cursor: CursorControls, typed: int | None, message: str
+) -> None:
+    cursor.state.go_to(7, 2)
+    cursor.step_box.value = typed
+    assert cursor.state.message == message
+    assert cursor.step_box.value == 7
+    assert (cursor.state.step, cursor.state.op) == (7, 2)
+    cursor.next_step_button.clicks += 1
+    assert cursor.step_box.value == 8
+
+
+def test_operation_label_counts_like_the_operation_list(
+    cursor: CursorControls,
+) -> None:
+    state = cursor.state
+    state.go_to(3, 0)
+    last = len(state.operations()) - 1
+    state.op = last
+    text = cursor.op_label.object
+    assert f"Operation {last}</b> (0 to {last}, step 3)" in text
+    assert list(cursor.op_select.options)[-1].startswith(f"{last}. ")
