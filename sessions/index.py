@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine import events as ev
 from engine.config import TrainingConfig
 from engine.network import NetworkSpec
@@ -26,6 +28,42 @@ MAX_PARAMS = 10_000_000
 """The most weights and biases a session may declare (glassnet nets are small)."""
 
 _STATUSES = ("ok", "diverged")
+
+_MOST_EVENTS = 2**31
+"""Events per step the one-query check accepts (sums then stay far inside int64)."""
+
+# One pass over the new step rows (up to step :high, the last one): how many,
+# how many pass the checks of a row on its own (a NULL fails), and the event
+# numbers as text, to turn into NumPy arrays.  Comparisons stand in for most
+# typeof() calls, which cost more: numbers sort before text and text before
+# blobs, so ``x < ''`` holds for numbers only and ``x >= x''`` for blobs only,
+# and a real number among the event numbers does not parse as an integer.
+_STEPS_AT_ONCE = """
+SELECT count(*),
+    sum(epoch = step / :spe AND typeof(epoch) = 'integer'
+        AND seq_first < '' AND n_events BETWEEN 1 AND :most
+        AND (status = 'ok' OR status = 'diverged' AND step = :high)
+        AND summary >= x'' AND length(summary) = :width
+        AND recorded_at < ''),
+    group_concat(seq_first), group_concat(n_events)
+FROM steps WHERE step >= :start
+"""
+
+# The same for the new keyframe rows (the step is the row id: always an integer;
+# typeof() here, as a comparison would load each keyframe).
+_KEYFRAMES_AT_ONCE = """
+SELECT count(*), sum(CASE WHEN seq < '' AND typeof(state) = 'blob' THEN 0 ELSE 1 END),
+    group_concat(step), group_concat(seq)
+FROM keyframes WHERE step > :done
+"""
+
+# The same for the new epoch rows (their metrics are read on first use).
+_EPOCHS_AT_ONCE = """
+SELECT count(*), min(epoch), max(epoch),
+    sum(CASE WHEN step < '' AND seq < '' THEN 0 ELSE 1 END),
+    group_concat(step), group_concat(seq)
+FROM epochs WHERE epoch > :done
+"""
 
 
 @dataclass(frozen=True)
@@ -100,7 +138,8 @@ class StepIndex:
     """Where each step's events sit, read row by row and checked as it grows.
 
     ``seq_first[s]`` and ``n_events[s]`` place step ``s``; ``keyframes`` maps
-    each keyframe step to its ``seq``; ``epochs`` maps an epoch to its row.
+    each keyframe step to its ``seq``; ``epochs`` maps an epoch to the step and
+    ``seq`` of its metrics, which :meth:`metrics` reads on first use.
     """
 
     path: Path
@@ -110,8 +149,9 @@ class StepIndex:
     n_events: list[int] = field(default_factory=list)
     ok: list[bool] = field(default_factory=list)
     keyframes: dict[int, int] = field(default_factory=dict)
-    epochs: dict[int, tuple[int, int, dict[str, float], dict[str, float]]] = field(
-        default_factory=dict
+    epochs: dict[int, tuple[int, int]] = field(default_factory=dict)
+    _metrics: dict[int, tuple[dict[str, float], dict[str, float]]] = field(
+        default_factory=dict, repr=False
     )
     end: ev.SessionEnded | None = None
     divergence: ev.TrainingDiverged | None = None
@@ -150,17 +190,82 @@ class StepIndex:
     # -- steps -------------------------------------------------------------
 
     def _read_steps(self, con: sqlite3.Connection) -> None:
+        """Read the new step rows: all at once, or row by row to say what is wrong.
+
+        The checks run in one SQL pass (types, sizes, statuses, epochs) and on
+        NumPy arrays (the events of each step follow on): a file of 100,000
+        steps is checked on every open.  When anything does not fit, the rows
+        are read again one by one, which names the first row that is wrong.
+        """
+        width = 8 * (2 + 2 * self.n_layers)
+        start = self.n_steps
+        (high,) = con.execute("SELECT max(step) FROM steps").fetchone()
+        if high is None or high < start:
+            return
+        row = con.execute(
+            _STEPS_AT_ONCE,
+            {
+                "start": start,
+                "high": high,
+                "spe": self.plan.steps_per_epoch,
+                "width": width,
+                "most": _MOST_EVENTS,
+            },
+        ).fetchone()
+        (last_status,) = con.execute(
+            "SELECT status FROM steps WHERE step = ?", (high,)
+        ).fetchone()
+        if not self._fit_steps(start, high, row, last_status == "ok"):
+            self._read_steps_one_by_one(con, width)
+
+    def _fit_steps(
+        self, start: int, high: int, row: tuple[Any, ...], last_ok: bool
+    ) -> bool:
+        """Append steps ``start`` to ``high`` summed up in ``row`` if all is well.
+
+        Returns False, appending nothing, when any check fails.
+        """
+        n, good, firsts_text, counts_text = row
+        if (
+            good != n
+            or high != start + n - 1
+            or high >= self.plan.total_steps
+            or self.n_events_total >= _MOST_EVENTS**2
+            or (self.ok and not self.ok[-1])
+            or not isinstance(firsts_text, str)
+            or not isinstance(counts_text, str)
+        ):
+            return False
+        try:
+            firsts = np.fromstring(firsts_text, dtype=np.int64, sep=",")
+            counts = np.fromstring(counts_text, dtype=np.int64, sep=",")
+        except ValueError:
+            return False
+        if len(firsts) != n or len(counts) != n:
+            return False
+        expected = np.empty(n, dtype=np.int64)
+        expected[0] = 0
+        np.cumsum(counts[:-1], out=expected[1:])
+        expected += self.n_events_total
+        if not np.array_equal(firsts, expected):
+            return False
+        self.seq_first.extend(firsts.tolist())
+        self.n_events.extend(counts.tolist())
+        oks = [True] * n
+        oks[-1] = last_ok
+        self.ok.extend(oks)
+        return True
+
+    def _read_steps_one_by_one(self, con: sqlite3.Connection, width: int) -> None:
         rows = con.execute(
             "SELECT step, epoch, seq_first, n_events, status, typeof(summary), "
             "length(summary), typeof(recorded_at) FROM steps WHERE step >= ? "
             "ORDER BY step",
             (self.n_steps,),
         ).fetchall()
-        width = 8 * (2 + 2 * self.n_layers)
         spe, total = self.plan.steps_per_epoch, self.plan.total_steps
         firsts, counts, oks = self.seq_first, self.n_events, self.ok
-        # Running values instead of properties and per-row messages: a file of
-        # 100,000 steps is checked row by row on every open.
+        # The same checks as _fit_steps, row by row, to name the row that is wrong.
         next_step = len(firsts)
         next_first = self.n_events_total
         last_ok = oks[-1] if oks else True
@@ -196,7 +301,45 @@ class StepIndex:
     # -- keyframes -------------------------------------------------------
 
     def _read_keyframes(self, con: sqlite3.Connection) -> None:
+        """Read the new keyframe rows: all at once, or one by one on a problem."""
         done = max(self.keyframes, default=-1)
+        row = con.execute(_KEYFRAMES_AT_ONCE, {"done": done}).fetchone()
+        if not self._fit_keyframes(done, row):
+            self._read_keyframes_one_by_one(con, done)
+
+    def _fit_keyframes(self, done: int, row: tuple[Any, ...]) -> bool:
+        n, bad, steps_text, seqs_text = row
+        if not n:
+            return True
+        if bad or not isinstance(steps_text, str) or not isinstance(seqs_text, str):
+            return False
+        try:
+            steps = np.fromstring(steps_text, dtype=np.int64, sep=",")
+            seqs = np.fromstring(seqs_text, dtype=np.int64, sep=",")
+        except ValueError:
+            return False
+        k = self.plan.keyframe_interval
+        first = done + k if done >= 0 else 0
+        if len(steps) != n or len(seqs) != n:
+            return False
+        if not np.array_equal(steps, first + k * np.arange(n, dtype=np.int64)):
+            return False
+        opening = 1 + self.n_layers
+        firsts, n_steps, total = self.seq_first, self.n_steps, self.n_events_total
+        step_list = steps.tolist()
+        want = [
+            (opening if s == 0 else firsts[s])
+            if s < n_steps
+            else (total if s else opening)
+            for s in step_list
+        ]
+        seq_list = seqs.tolist()
+        if seq_list != want:
+            return False
+        self.keyframes.update(zip(step_list, seq_list, strict=True))
+        return True
+
+    def _read_keyframes_one_by_one(self, con: sqlite3.Connection, done: int) -> None:
         rows = con.execute(
             "SELECT step, seq, typeof(state) FROM keyframes WHERE step > ? "
             "ORDER BY step",
@@ -226,14 +369,55 @@ class StepIndex:
     # -- epochs ----------------------------------------------------------
 
     def _read_epochs(self, con: sqlite3.Connection) -> None:
+        """Read where the new epochs' metrics sit; the metrics wait for ``metrics``."""
         done = max(self.epochs, default=-1)
+        row = con.execute(_EPOCHS_AT_ONCE, {"done": done}).fetchone()
+        if not self._fit_epochs(done, row):
+            self._read_epochs_one_by_one(con, done)
+
+    def _fit_epochs(self, done: int, row: tuple[Any, ...]) -> bool:
+        n, low, high, bad, steps_text, seqs_text = row
+        if not n:
+            return True
+        if (
+            bad
+            or low != done + 1
+            or high != done + n
+            or not isinstance(steps_text, str)
+            or not isinstance(seqs_text, str)
+        ):
+            return False
+        try:
+            steps = np.fromstring(steps_text, dtype=np.int64, sep=",")
+            seqs = np.fromstring(seqs_text, dtype=np.int64, sep=",")
+        except ValueError:
+            return False
+        spe = self.plan.steps_per_epoch
+        epochs = np.arange(done + 1, done + 1 + n, dtype=np.int64)
+        if (
+            len(steps) != n
+            or len(seqs) != n
+            or not np.array_equal(steps, (epochs + 1) * spe - 1)
+            or (seqs < 0).any()
+        ):
+            return False
+        firsts, counts, n_steps = self.seq_first, self.n_events, self.n_steps
+        step_list, seq_list = steps.tolist(), seqs.tolist()
+        for step, seq in zip(step_list, seq_list, strict=True):
+            if step < n_steps and seq != firsts[step] + counts[step] - 1:
+                return False
+        self.epochs.update(
+            zip(epochs.tolist(), zip(step_list, seq_list, strict=True), strict=True)
+        )
+        return True
+
+    def _read_epochs_one_by_one(self, con: sqlite3.Connection, done: int) -> None:
         rows = con.execute(
-            "SELECT epoch, step, seq, train, test FROM epochs WHERE epoch > ? "
-            "ORDER BY epoch",
+            "SELECT epoch, step, seq FROM epochs WHERE epoch > ? ORDER BY epoch",
             (done,),
         ).fetchall()
         spe = self.plan.steps_per_epoch
-        for epoch, step, seq, train, test in rows:
+        for epoch, step, seq in rows:
             where = f"{self.path}: the metrics of epoch {epoch!r}"
             if (
                 type(epoch) is not int
@@ -248,13 +432,37 @@ class StepIndex:
                 last = self.seq_first[step] + self.n_events[step] - 1
                 if seq != last:
                     raise SessionFormatError(f"{where} have a wrong event number.")
-            self.epochs[epoch] = (
-                step,
-                seq,
-                _metrics(train, where),
-                _metrics(test, where),
-            )
+            self.epochs[epoch] = (step, seq)
             done = epoch
+
+    def metrics(
+        self, con: sqlite3.Connection
+    ) -> dict[int, tuple[dict[str, float], dict[str, float]]]:
+        """Return the train and test metrics of every epoch read so far.
+
+        They are read and checked on first use (opening a long run reads only
+        where each epoch sits), then kept.
+
+        Raises
+        ------
+        SessionFormatError
+            If an epoch's metrics are not a JSON table of named numbers.
+        """
+        done = max(self._metrics, default=-1)
+        last = max(self.epochs, default=-1)
+        if last > done:
+            rows = con.execute(
+                "SELECT epoch, train, test FROM epochs WHERE epoch > ? AND epoch <= ? "
+                "ORDER BY epoch",
+                (done, last),
+            ).fetchall()
+            for epoch, train, test in rows:
+                where = f"{self.path}: the metrics of epoch {epoch!r}"
+                self._metrics[epoch] = (_metrics(train, where), _metrics(test, where))
+            if len(self._metrics) != len(self.epochs):
+                msg = f"{self.path}: the metrics of some epochs are gone: damaged."
+                raise SessionFormatError(msg)
+        return self._metrics
 
     # -- stored events ---------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import logging
+import platform
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+import engine
 from engine import events as ev
 from engine.config import TrainingConfig
 from engine.data import Dataset
@@ -197,12 +199,16 @@ class Session:
 
     def epochs(self) -> EpochSeries:
         """Return the per-epoch train and test metrics."""
+        try:
+            metrics = self._index.metrics(self._con)
+        except sqlite3.DatabaseError as err:
+            raise _damaged(self.path, err) from err
         rows = sorted(self._index.epochs.items())
         return EpochSeries(
             epoch=np.array([e for e, _ in rows], dtype=np.int64),
             step=np.array([r[0] for _, r in rows], dtype=np.int64),
-            train=_columns([r[2] for _, r in rows]),
-            test=_columns([r[3] for _, r in rows]),
+            train=_columns([metrics[e][0] for e, _ in rows]),
+            test=_columns([metrics[e][1] for e, _ in rows]),
         )
 
     # -- random access ----------------------------------------------------
@@ -431,11 +437,15 @@ class Session:
                 for k in ("W", "b")
             )
             if not same or fresh.dropout_rng != state.dropout_rng:
+                why = (
+                    "The file was changed after recording or is damaged."
+                    if self._recorded_here()
+                    else "The file was altered, or this machine draws random "
+                    "numbers differently."
+                )
                 msg = (
                     f"Step 0 of {self.path} does not reproduce: its keyframe is not "
-                    "the initialization its seed (and any hand-set values) give. "
-                    "The file was altered, or this machine draws random numbers "
-                    "differently."
+                    "the initialization its seed (and any hand-set values) give. " + why
                 )
                 raise SessionReproducibilityError(msg)
             self._start_checked = True
@@ -466,7 +476,16 @@ class Session:
                     f"{np.frombuffer(again, '<f8').tolist()}, recorded as "
                     f"{stored.tolist()}"
                 )
-        if problem is not None:
+        if problem is None:
+            return
+        if self._recorded_here():
+            msg = (
+                f"Step {step} of {self.path} does not reproduce: {problem}. It was "
+                "recorded with the same glassnet, NumPy, Python and platform as "
+                "this machine has, so the file was changed after recording or is "
+                "damaged. Run `glassnet verify` for the full comparison."
+            )
+        else:
             msg = (
                 f"Step {step} of {self.path} does not reproduce on this machine: "
                 f"{problem}. It was recorded with NumPy "
@@ -474,7 +493,21 @@ class Session:
                 "this machine has NumPy "
                 f"{np.__version__}. Run `glassnet verify` for the full comparison."
             )
-            raise SessionReproducibilityError(msg)
+        raise SessionReproducibilityError(msg)
+
+    def _recorded_here(self) -> bool:
+        """Return True when the file was recorded with this machine's versions.
+
+        A step that then does not reproduce was changed, not computed
+        differently.
+        """
+        meta = self.meta
+        return (
+            str(meta.get("glassnet_version")) == engine.__version__
+            and str(meta.get("numpy_version")) == np.__version__
+            and str(meta.get("python_version")) == platform.python_version()
+            and str(meta.get("platform")) == f"{platform.system()} {platform.machine()}"
+        )
 
 
 def open_session(path: str | Path, **kwargs: Any) -> Session:
