@@ -316,7 +316,10 @@ def _create(path: Path, overwrite: bool) -> sqlite3.Connection:
         raise RecordingError(msg)
     if path.exists() or Path(f"{path}-wal").exists():
         if not overwrite:
-            msg = f"{path} already exists; choose another name or pass overwrite."
+            msg = (
+                f"{path} already exists; choose another name, or pass "
+                "overwrite=True (--overwrite on the command line) to replace it."
+            )
             raise RecordingError(msg)
     try:
         for suffix in ("", "-wal", "-shm"):
