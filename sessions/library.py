@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +113,18 @@ def list_sessions(folder: str | Path) -> list[SessionInfo]:
 def describe_session(path: str | Path) -> SessionInfo:
     """Return what the library shows of one file, or why it cannot be read.
 
-    Never raises for a bad file: the problem is returned in ``damaged``.
+    Never raises for a bad file: the problem is returned in ``damaged``,
+    naming the file by its name only (the folder stays private to the server).
     """
     path = Path(path)
+    info = _describe(path)
+    if info.damaged and str(path) != path.name:
+        info = replace(info, damaged=info.damaged.replace(str(path), path.name))
+    return info
+
+
+def _describe(path: Path) -> SessionInfo:
+    """Return :func:`describe_session` of ``path``, the problem naming its path."""
     try:
         con = _connect(path, writable=False)
     except SessionError as err:

@@ -45,7 +45,8 @@ def keep_upload(
 
     The name must be plain (see :func:`sessions.library.check_name`) and new in
     the folder, the content at most :data:`MAX_UPLOAD_BYTES`, and the file must
-    open as a glassnet session with its dataset.  Nothing is kept otherwise.
+    open as a glassnet session with its dataset, its first and last steps
+    rebuilt exactly.  Nothing is kept otherwise.
 
     Raises
     ------
@@ -78,6 +79,10 @@ def keep_upload(
         try:
             with Session(tmp) as session:
                 session.dataset  # noqa: B018 - reading it checks its hash
+                # Rebuilding the first and last steps catches a changed config.
+                if session.n_steps:
+                    session.step_events(0)
+                    session.step_events(session.n_steps - 1)
         except SessionError as err:
             text = str(err).replace(str(tmp), name)
             raise SessionError(f"{name} was not kept: {text}") from err

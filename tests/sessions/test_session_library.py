@@ -154,3 +154,13 @@ def test_check_name_refuses_anything_but_a_plain_file_name(name: str) -> None:
 
 def test_check_name_accepts_plain_names() -> None:
     assert check_name("Run 2_b-c.session") == "Run 2_b-c.session"
+
+
+def test_a_damaged_file_is_described_by_its_name_not_its_folder(
+    folder: Path,
+) -> None:
+    path = folder / "cut.session"
+    path.write_bytes(b"not a session at all")
+    info = describe_session(path)
+    assert info.damaged.startswith("cut.session is ")
+    assert str(folder) not in info.damaged

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -207,9 +210,31 @@ def test_a_file_too_large_is_refused_by_name_and_size_without_its_content(
     )
     assert library.state.session.path.name == "demo.session"
     # A file within the limit arrives base64-encoded and is kept and opened.
-    import base64
-
     content = (demo_dir / "demo.session").read_bytes()
     data = base64.b64encode(content).decode()
     library.upload.receive({"name": "sent.session", "size": len(content), "data": data})
     assert library.state.session.path.name == "sent.session"
+
+
+def test_a_session_changed_after_recording_is_not_kept(
+    folder: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    changed = tmp_path / "elsewhere" / "changed.session"
+    shutil.copy(folder / "demo.session", changed)
+    con = sqlite3.connect(changed)
+    with con:
+        (text,) = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        config = json.loads(text)
+        config["lr"] = config["lr"] * 2
+        con.execute(
+            "UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(config),)
+        )
+    con.close()
+    with pytest.raises(SessionError) as info:
+        keep_upload(folder, "changed.session", changed.read_bytes())
+    text = str(info.value)
+    assert text.startswith("changed.session was not kept: Step 0 of changed.session")
+    assert "the file was changed after recording or is damaged" in text
+    assert str(folder) not in text and ".upload-" not in text
+    assert not (folder / "changed.session").exists()
