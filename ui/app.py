@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from ui.library import SessionLibrary
 from ui.state import AppState
 from ui.tabs import TABS
 
-__all__ = ["FOLLOW_PERIOD_MS", "App", "create_app", "ensure_demo"]
+__all__ = ["FOLLOW_PERIOD_MS", "App", "create_app", "ensure_demo", "hide_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,27 @@ _MESSAGE_CSS = """
 .glassnet-message { background: #fdecea; color: #611a15; border: 1px solid #f5c2c7;
   border-radius: 4px; padding: 6px 10px; white-space: pre-wrap; }
 """
+
+# A long unbroken title wraps instead of overflowing the header.
+_TITLE_CSS = """
+.glassnet-title-text { font-size: 1.3em; color: white; overflow-wrap: anywhere;
+  display: block; max-height: 2.6em; overflow: hidden; }
+"""
+
+# An absolute path ("/srv/runs/a.session"): everything up to the file name.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s/'\"`]+/)+([^\s/'\"`]+)")
+
+
+def hide_paths(text: str, folder: str | Path | None = None) -> str:
+    """Return ``text`` with every file path shortened to its file name.
+
+    Messages come from errors that name files by their path on the server;
+    users see only the file name (``folder``, the sessions folder, may be
+    relative: it is removed too).
+    """
+    if folder is not None and str(folder) not in ("", "."):
+        text = text.replace(str(folder).rstrip("/") + "/", "")
+    return _ABSOLUTE_PATH.sub(r"\1", text)
 
 
 def ensure_demo(sessions_dir: str | Path) -> Path:
@@ -66,7 +88,7 @@ class App:
         self.title = pn.pane.HTML(
             "",
             css_classes=["glassnet-title"],
-            stylesheets=[".glassnet-title-text { font-size: 1.3em; color: white; }"],
+            stylesheets=[_TITLE_CSS],
         )
         self.message = pn.pane.HTML(
             "", sizing_mode="stretch_width", stylesheets=[_MESSAGE_CSS]
@@ -174,7 +196,7 @@ class App:
         )
 
     def _update_message(self, *_: Any) -> None:
-        text = self.state.message
+        text = hide_paths(self.state.message, self.state.sessions_dir)
         self.message.object = (
             f"<div class='glassnet-message' role='alert'>{html.escape(text)}</div>"
         )

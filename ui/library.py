@@ -35,6 +35,9 @@ The browser sends an upload as one websocket message, base64-encoded; the
 input checks the size in the browser first (see :mod:`ui.upload`).
 """
 
+# A long unbroken title or name wraps instead of overflowing the sidebar.
+_ENTRY_CSS = ".glassnet-entry { overflow-wrap: anywhere; }"
+
 _TOO_LARGE_ADVICE = "Copy larger files into the sessions folder instead."
 
 
@@ -302,7 +305,7 @@ class SessionLibrary(pn.viewable.Viewer):
         )
         button.on_click(lambda _, n=info.name: self.open(n))
         return pn.Row(
-            pn.pane.HTML(text, sizing_mode="stretch_width"),
+            pn.pane.HTML(text, sizing_mode="stretch_width", stylesheets=[_ENTRY_CSS]),
             button,
             sizing_mode="stretch_width",
         )

@@ -12,7 +12,7 @@ from engine.network import LayerSpec, NetworkSpec
 from engine.trainer import Trainer
 from sessions import Recorder
 from sessions.datasets import load_dataset
-from ui.app import App, create_app
+from ui.app import App, create_app, hide_paths
 from ui.cli import main
 
 
@@ -83,3 +83,38 @@ def test_serve_refuses_a_bad_port_before_doing_anything(
     assert main(["serve", "--sessions", str(tmp_path / "s"), "--port", "0"]) == 1
     assert "--port takes 1 to 65535; got 0" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "/srv/glassnet/runs/zz.session is damaged or truncated (SQLite says: x).",
+            "zz.session is damaged or truncated (SQLite says: x).",
+        ),
+        (
+            "'runs/a.session' is not inside /srv/x/runs.",
+            "'a.session' is not inside runs.",
+        ),
+        (
+            "Step 3 of runs/b.session does not reproduce",
+            "Step 3 of b.session does not reproduce",
+        ),
+        ("lr 0.1/0.2 and/or 1/2 stay", "lr 0.1/0.2 and/or 1/2 stay"),
+    ],
+)
+def test_messages_name_files_without_the_server_folders(text: str, shown: str) -> None:
+    assert hide_paths(text, "runs") == shown
+
+
+def test_opening_a_damaged_file_shows_its_name_only(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    shutil.copy(demo_dir / "demo.session", tmp_path / "demo.session")
+    cut = tmp_path / "cut.session"
+    cut.write_bytes((demo_dir / "demo.session").read_bytes()[:20_000])
+    app = App(tmp_path, None)
+    assert app.cursor.apply_moment(session="cut.session")
+    assert app.message_row.visible is True
+    assert "cut.session is damaged" in app.message.object
+    assert str(tmp_path) not in app.message.object

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from sessions.library import set_title
+
 pytestmark = pytest.mark.ui
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,3 +279,32 @@ def test_oversize_upload_is_refused_in_the_browser_and_the_page_keeps_working(
     page.get_by_role("button", name="step ▶").click()
     _wait_step(page, 1)
     assert not (folder / "big.session").exists()
+
+
+def test_damaged_deep_link_and_long_titles(
+    page: Any, served: Any, open_app: Any
+) -> None:
+    url, folder = served
+    cut = folder / "zz_cut.session"
+    cut.write_bytes((folder / "demo.session").read_bytes()[:20_000])
+    long_title = "x" * 150
+    shutil.copy(folder / "demo.session", folder / "long.session")
+    set_title(folder / "long.session", long_title)
+    try:
+        _open(page, open_app, f"{url}?session=zz_cut.session&step=3")
+        alert = page.locator(".glassnet-message").first
+        alert.wait_for()
+        text = alert.inner_text()
+        assert "zz_cut.session is damaged" in text
+        assert str(folder) not in text
+        _open(page, open_app, f"{url}?session=long.session")
+        page.locator(".glassnet-title-text", has_text=long_title).wait_for()
+        fits = "el => el.scrollWidth <= el.clientWidth + 1"
+        for css in (".glassnet-title-text", ".glassnet-entry"):
+            found = page.locator(css, has_text="x" * 40).all()
+            assert found, css
+            for el in found:
+                assert el.evaluate(fits), css
+    finally:
+        cut.unlink()
+        (folder / "long.session").unlink()
