@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+import sys
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,12 @@ def encode_bundle(arrays: dict[str, np.ndarray], extra: Any = None) -> bytes:
         arr = np.asarray(arr)
         if arr.dtype not in _KINDS:
             arr = arr.astype(np.int64 if arr.dtype.kind in "iu" else np.float64)
-        raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
+        if arr.dtype.byteorder in "<|" or (
+            arr.dtype.byteorder == "=" and sys.byteorder == "little"
+        ):
+            raw = arr.tobytes(order="C")  # already little-endian: one copy
+        else:
+            raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes(order="C")
         entries.append(
             {
                 "name": name,

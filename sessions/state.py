@@ -113,7 +113,14 @@ def encode_summary(
     update_ratio_0 .. update_ratio_{L-1}]``.
     """
     n = 2 + len(grad_norms) + len(update_ratios)
-    return struct.pack(f"<{n}d", loss, data_loss, *grad_norms, *update_ratios)
+    layout = _SUMMARIES.get(n)
+    if layout is None:
+        layout = _SUMMARIES.setdefault(n, struct.Struct(f"<{n}d"))
+    return layout.pack(loss, data_loss, *grad_norms, *update_ratios)
+
+
+# Compiled layouts of step summaries by their number of values (a few at most).
+_SUMMARIES: dict[int, struct.Struct] = {}
 
 
 def decode_summary(blob: bytes, n_layers: int) -> np.ndarray:
