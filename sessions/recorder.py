@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import platform
 import sqlite3
 import sys
@@ -36,6 +37,33 @@ DEFAULT_KEYFRAME_INTERVAL = 10
 
 COMMIT_INTERVAL = 0.05
 """Seconds between commits; a crash loses at most this much plus one step."""
+
+_WAL_PAGES = 4096
+"""Pages of write-ahead log (16 MB of 4 KB pages) before SQLite folds it in."""
+
+_PLAIN_KEY = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+)
+
+
+def _metrics_json(metrics: dict[str, float]) -> str:
+    """Return ``to_json(metrics)`` of a metric dict, the same text, faster.
+
+    Plain names with finite float or int values are written directly (JSON
+    writes a float as its ``repr``); anything else goes through ``to_json``.
+    """
+    parts = []
+    for k, v in metrics.items():
+        t = type(v)
+        if not (
+            type(k) is str
+            and k
+            and _PLAIN_KEY.issuperset(k)
+            and (t is int or (t is float and math.isfinite(v)))
+        ):
+            return to_json(metrics)
+        parts.append(f'"{k}":{v!r}')
+    return "{" + ",".join(parts) + "}"
 
 
 class Recorder:
@@ -139,8 +167,8 @@ class Recorder:
                     event.epoch,
                     event.step,
                     event.seq,
-                    to_json(event.train),
-                    to_json(event.test),
+                    _metrics_json(event.train),
+                    _metrics_json(event.test),
                 )
             )
         elif isinstance(event, ev.TrainingDiverged):
@@ -332,6 +360,10 @@ def _create(path: Path, overwrite: bool) -> sqlite3.Connection:
     con.isolation_level = "DEFERRED"
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
+    # Fold the write-ahead log into the file every 16 MB instead of every 4 MB:
+    # each fold waits for the disk (fsync), which cost a recording more than
+    # its inserts.  close() folds in the rest.
+    con.execute(f"PRAGMA wal_autocheckpoint = {_WAL_PAGES}")
     with con:
         con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         con.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
