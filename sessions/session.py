@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import hashlib
 import logging
 import platform
 import sqlite3
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,13 @@ from sessions.state import decode_state, decode_summary, encode_summary
 __all__ = ["EpochSeries", "Series", "Session", "open_session"]
 
 logger = logging.getLogger(__name__)
+
+# Series in use anywhere in this process, by content; an entry goes away with
+# the last reference to its Series.
+_shared_series: weakref.WeakValueDictionary[tuple[Any, ...], Series] = (
+    weakref.WeakValueDictionary()
+)
+_series_lock = threading.Lock()
 
 _MAX_META_BYTES = 16 << 20
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -172,7 +182,12 @@ class Session:
     # -- whole-run series ----------------------------------------------
 
     def series(self) -> Series:
-        """Return loss, gradient norms and update ratios of every step, in one read."""
+        """Return loss, gradient norms and update ratios of every step, in one read.
+
+        The arrays are read-only.  Every ``Session`` in this process that reads
+        the same values gets the same arrays (the app opens one Session per
+        user, and a long run's series is megabytes).
+        """
         n = sum(self._index.ok)
         rows = self._query(
             "SELECT summary, recorded_at FROM steps WHERE status = 'ok' AND step < ? "
@@ -184,18 +199,33 @@ class Session:
         if len(rows) != n or len(blob) != 8 * width * n:
             msg = f"{self.path} has step summaries of the wrong size: it is damaged."
             raise SessionFormatError(msg)
+        recorded_at = np.array([r[1] for r in rows], dtype=np.float64)
+        # Same content, same arrays: the key is a digest of everything returned.
+        digest = hashlib.blake2b(blob, digest_size=16)
+        digest.update(recorded_at.tobytes())
+        key = (n, width, self.plan.steps_per_epoch, digest.digest())
+        with _series_lock:
+            shared = _shared_series.get(key)
+        if shared is not None:
+            return shared
         values = np.frombuffer(blob, dtype="<f8").reshape(n, width)
         L = self.n_layers
         steps = np.arange(n, dtype=np.int64)
-        return Series(
+        epoch = steps // self.plan.steps_per_epoch
+        for arr in (steps, epoch, recorded_at):
+            arr.flags.writeable = False
+        series = Series(
             step=steps,
-            epoch=steps // self.plan.steps_per_epoch,
+            epoch=epoch,
             loss=values[:, 0],
             data_loss=values[:, 1],
             grad_norms=values[:, 2 : 2 + L],
             update_ratios=values[:, 2 + L :],
-            recorded_at=np.array([r[1] for r in rows], dtype=np.float64),
+            recorded_at=recorded_at,
         )
+        with _series_lock:
+            _shared_series[key] = series
+        return series
 
     def epochs(self) -> EpochSeries:
         """Return the per-epoch train and test metrics."""

@@ -906,3 +906,16 @@ def test_title_description_and_meta_are_stored(tmp_path: Path) -> None:
         assert session.meta["fork_step"] == 4
         assert session.meta["keyframe_interval"] == 10
         assert session.keyframe_interval == 10
+
+
+def test_series_of_the_same_file_is_shared_read_only(
+    sgd_run: Run, tmp_path: Path
+) -> None:
+    # The app opens one Session per user: a long run's series is kept once.
+    copy = copy_session(sgd_run, tmp_path)
+    with Session(sgd_run.path) as a, Session(sgd_run.path) as b, Session(copy) as c:
+        sa, sb, sc = a.series(), b.series(), c.series()
+        assert sa is sb is sc  # same content, even from another file
+        assert not sa.loss.flags.writeable and not sa.step.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            sa.loss[0] = 1.0
