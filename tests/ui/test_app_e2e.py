@@ -160,17 +160,17 @@ def test_keyboard_scrubs_steps_and_operations(
     page.wait_for_url(re.compile(r"[?&]step=3(&|$)"))
     for key in ("session=demo.session", "op=0", "tab=1"):
         assert key in page.url  # the whole moment, ready to share
-    assert "(step 3): batch sampled" in _op_label(page)
+    assert "step 3): batch sampled" in _op_label(page)
 
     # Page-wide shortcuts, with no input focused.
     page.locator(".glassnet-op-text").first.click()
     page.keyboard.press("ArrowRight")
     _wait_step(page, 4)
     page.keyboard.press(".")
-    expect_label(page, "Operation 1 of")
+    expect_label(page, "Operation 1 (0 to")
     assert "weighted sum z of layer 1" in _op_label(page)
     page.keyboard.press("Shift+ArrowLeft")
-    expect_label(page, "Operation 0 of")
+    expect_label(page, "Operation 0 (0 to")
     page.keyboard.press("ArrowLeft")
     _wait_step(page, 3)
 
