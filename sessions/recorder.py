@@ -41,6 +41,8 @@ COMMIT_INTERVAL = 0.05
 _WAL_PAGES = 4096
 """Pages of write-ahead log (16 MB of 4 KB pages) before SQLite folds it in."""
 
+_float_repr = float.__repr__
+
 _PLAIN_KEY = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 )
@@ -49,20 +51,20 @@ _PLAIN_KEY = frozenset(
 def _metrics_json(metrics: dict[str, float]) -> str:
     """Return ``to_json(metrics)`` of a metric dict, the same text, faster.
 
-    Plain names with finite float or int values are written directly (JSON
-    writes a float as its ``repr``); anything else goes through ``to_json``.
+    Plain names with finite float values (NumPy's float64 too: an accuracy is
+    one) or int values are written directly, as JSON writes them (a float as
+    ``float.__repr__``); anything else goes through ``to_json``.
     """
     parts = []
     for k, v in metrics.items():
-        t = type(v)
-        if not (
-            type(k) is str
-            and k
-            and _PLAIN_KEY.issuperset(k)
-            and (t is int or (t is float and math.isfinite(v)))
-        ):
+        if not (type(k) is str and k and _PLAIN_KEY.issuperset(k)):
             return to_json(metrics)
-        parts.append(f'"{k}":{v!r}')
+        if isinstance(v, float) and math.isfinite(v):
+            parts.append(f'"{k}":{_float_repr(v)}')
+        elif type(v) is int:
+            parts.append(f'"{k}":{v!r}')
+        else:
+            return to_json(metrics)
     return "{" + ",".join(parts) + "}"
 
 

@@ -37,6 +37,8 @@ def test_metric_json_is_the_text_to_json_writes() -> None:
             for _ in range(rng.randrange(4))
         }
         assert _metrics_json(metrics) == to_json(metrics)
+        as_numpy = {k: np.float64(v) for k, v in metrics.items()}
+        assert _metrics_json(as_numpy) == to_json(as_numpy)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,9 @@ def test_metric_json_is_the_text_to_json_writes() -> None:
         {"ünïcode": 0.25},
         {"": 0.5},
         {"loss": np.float64(0.1)},
+        {"loss": np.float64(np.nan)},
+        {"accuracy": np.float32(0.1)},
+        {"n": np.int64(3)},
         {"a\\b": 1.0},
     ],
 )
