@@ -1,6 +1,8 @@
 """Assemble the app: header, session library, cursor controls, the seven tabs.
 
-Serve it with ``glassnet serve`` or ``panel serve ui/app.py``.  The folder of
+Serve it with ``glassnet serve`` or ``panel serve ui/app.py
+--websocket-max-message-size 41943040`` (room for uploads, see
+:data:`ui.upload.WEBSOCKET_MAX_MESSAGE_BYTES`).  The folder of
 session files comes from ``GLASSNET_SESSIONS`` (default ``runs``); the app
 opens the demo session there, recording it first if it is missing.  The URL
 carries ``session``, ``step``, ``op`` and ``tab`` (see the README).
