@@ -65,6 +65,18 @@ def resolve_session_name(sessions_dir: str | Path, name: str) -> Path:
     return path
 
 
+class StepSlider(pn.widgets.IntSlider):
+    """An integer slider whose moves reach the server without Panel's delay.
+
+    Panel waits 50 ms (``_debounce``) before handling a change from the
+    browser, to gather several into one; for the cursor that wait was half of
+    a move's round trip.  Changes that arrive while the server is busy are
+    still handled together.
+    """
+
+    _debounce = 0
+
+
 class KeyboardShortcuts(pn.custom.JSComponent):
     """Listen to the keyboard on the whole page and report cursor moves.
 
@@ -74,6 +86,8 @@ class KeyboardShortcuts(pn.custom.JSComponent):
     buttons accessible names (``aria-label`` and a tooltip).  Each press
     calls ``on_action`` with one of :data:`KEY_ACTIONS`.
     """
+
+    _debounce = 0
 
     def __init__(self, on_action: Callable[[str], None] | None = None, **params: Any):
         super().__init__(**params)
@@ -165,7 +179,7 @@ class CursorControls(pn.viewable.Viewer):
         state = self.state
         self._syncing = False
 
-        self.slider = pn.widgets.IntSlider.from_param(
+        self.slider = StepSlider.from_param(
             state.param.step, label="Step", sizing_mode="stretch_width", min_width=200
         )
         self.player = pn.widgets.Player.from_param(
