@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,9 @@ def check_meta(
 class StepIndex:
     """Where each step's events sit, read row by row and checked as it grows.
 
-    ``seq_first[s]`` and ``n_events[s]`` place step ``s``; ``keyframes`` maps
+    ``seq_first[s]`` and ``n_events[s]`` place step ``s`` and ``ok[s]`` says it
+    did not diverge (compact arrays: a 100,000-step run's index takes about
+    2 MB, where Python lists took 8; the app keeps one per user); ``keyframes`` maps
     each keyframe step to its ``seq``; ``epochs`` maps an epoch to the step and
     ``seq`` of its metrics, which :meth:`metrics` reads on first use.
     """
@@ -145,9 +148,9 @@ class StepIndex:
     path: Path
     plan: Plan
     n_layers: int
-    seq_first: list[int] = field(default_factory=list)
-    n_events: list[int] = field(default_factory=list)
-    ok: list[bool] = field(default_factory=list)
+    seq_first: array[int] = field(default_factory=lambda: array("q"))
+    n_events: array[int] = field(default_factory=lambda: array("q"))
+    ok: array[int] = field(default_factory=lambda: array("b"))
     keyframes: dict[int, int] = field(default_factory=dict)
     epochs: dict[int, tuple[int, int]] = field(default_factory=dict)
     _metrics: dict[int, tuple[dict[str, float], dict[str, float]]] = field(
