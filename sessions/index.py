@@ -235,17 +235,12 @@ class StepIndex:
             or high >= self.plan.total_steps
             or self.n_events_total >= _MOST_EVENTS**2
             or (self.ok and not self.ok[-1])
-            or not isinstance(firsts_text, str)
-            or not isinstance(counts_text, str)
         ):
             return False
-        try:
-            firsts = np.fromstring(firsts_text, dtype=np.int64, sep=",")
-            counts = np.fromstring(counts_text, dtype=np.int64, sep=",")
-        except ValueError:
+        columns = _int_columns(n, firsts_text, counts_text)
+        if columns is None:
             return False
-        if len(firsts) != n or len(counts) != n:
-            return False
+        firsts, counts = columns
         expected = np.empty(n, dtype=np.int64)
         expected[0] = 0
         np.cumsum(counts[:-1], out=expected[1:])
@@ -314,17 +309,12 @@ class StepIndex:
         n, bad, steps_text, seqs_text = row
         if not n:
             return True
-        if bad or not isinstance(steps_text, str) or not isinstance(seqs_text, str):
+        columns = None if bad else _int_columns(n, steps_text, seqs_text)
+        if columns is None:
             return False
-        try:
-            steps = np.fromstring(steps_text, dtype=np.int64, sep=",")
-            seqs = np.fromstring(seqs_text, dtype=np.int64, sep=",")
-        except ValueError:
-            return False
+        steps, seqs = columns
         k = self.plan.keyframe_interval
         first = done + k if done >= 0 else 0
-        if len(steps) != n or len(seqs) != n:
-            return False
         if not np.array_equal(steps, first + k * np.arange(n, dtype=np.int64)):
             return False
         opening = 1 + self.n_layers
@@ -382,27 +372,15 @@ class StepIndex:
         n, low, high, bad, steps_text, seqs_text = row
         if not n:
             return True
-        if (
-            bad
-            or low != done + 1
-            or high != done + n
-            or not isinstance(steps_text, str)
-            or not isinstance(seqs_text, str)
-        ):
+        if bad or low != done + 1 or high != done + n:
             return False
-        try:
-            steps = np.fromstring(steps_text, dtype=np.int64, sep=",")
-            seqs = np.fromstring(seqs_text, dtype=np.int64, sep=",")
-        except ValueError:
+        columns = _int_columns(n, steps_text, seqs_text)
+        if columns is None:
             return False
+        steps, seqs = columns
         spe = self.plan.steps_per_epoch
         epochs = np.arange(done + 1, done + 1 + n, dtype=np.int64)
-        if (
-            len(steps) != n
-            or len(seqs) != n
-            or not np.array_equal(steps, (epochs + 1) * spe - 1)
-            or (seqs < 0).any()
-        ):
+        if not np.array_equal(steps, (epochs + 1) * spe - 1) or (seqs < 0).any():
             return False
         firsts, counts, n_steps = self.seq_first, self.n_events, self.n_steps
         step_list, seq_list = steps.tolist(), seqs.tolist()
@@ -544,3 +522,23 @@ def _metrics(text: Any, where: str) -> dict[str, float]:
     ):
         raise SessionFormatError(f"{where} are not a table of named numbers.")
     return {k: float(v) for k, v in value.items()}
+
+
+def _int_columns(n: int, *texts: Any) -> list[np.ndarray] | None:
+    """Parse comma-separated whole numbers (SQLite ``group_concat``), n each.
+
+    Returns None when a value is not text, does not parse, or has another
+    length than ``n``: the caller then checks the rows one by one.
+    """
+    columns = []
+    for text in texts:
+        if not isinstance(text, str):
+            return None
+        try:
+            column = np.fromstring(text, dtype=np.int64, sep=",")
+        except ValueError:
+            return None
+        if len(column) != n:
+            return None
+        columns.append(column)
+    return columns
