@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from sessions.library import set_title
 
@@ -232,7 +233,8 @@ def test_deep_link_opens_that_moment(page: Any, served: Any, open_app: Any) -> N
     box.press("Enter")
     page.get_by_text("Type a step from 0 to 119").first.wait_for()
     assert _step(page) == 42
-    assert box.input_value() == "42"
+    # The box is set back on the server's next tick, after the message.
+    expect(box).to_have_value("42")
     assert page.get_by_text("Forward propagation", exact=True).first.is_visible()
 
 
