@@ -28,14 +28,11 @@ import io
 import os
 import pstats
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,21 +45,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from sessions import Session, record
+from ui.served import CHROMIUM, CHROMIUM_ARGS, AppServer
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("GLASSNET_CHROMIUM", "/usr/bin/chromium")
-# The flags tests/ui/conftest.py launches Debian's Chromium with.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 BROWSER_P95_TARGET_MS = 100.0
 MEMORY_TARGET_MB = 20.0
 N_TABS = 7
@@ -440,66 +425,6 @@ def _where(file: str, line: int, fn: str) -> str:
 # -- the served app --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``panel serve ui/app.py`` on a free loopback port, in its own process group."""
-
-    def __init__(
-        self, folder: Path, log: Path, *extra: str, app: Path | None = None
-    ) -> None:
-        app = app or ROOT / "ui" / "app.py"
-        port = _free_port()
-        cmd = [
-            sys.executable, "-m", "panel", "serve", str(app),
-            "--port", str(port), "--address", "127.0.0.1",
-            "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness", *extra,
-        ]  # fmt: skip
-        env = {**os.environ, "GLASSNET_SESSIONS": str(folder), "PYTHONPATH": str(ROOT)}
-        self._log = log.open("w")
-        self.proc = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{port}/{app.stem}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                msg = f"panel serve exited with {self.proc.returncode}; see {log}"
-                raise RuntimeError(msg)
-            try:
-                live = f"http://127.0.0.1:{port}/liveness"
-                with urllib.request.urlopen(live, timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"panel serve did not answer within 90 s; see {log}")
-
-    def rss_mb(self) -> float:
-        """Return the server process's resident set size in MB (VmRSS)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        """Stop the server (only the process group this object started)."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
-        self._log.close()
-
-
 def _open_page(browser: Any, url: str, timeout_ms: float = 90_000) -> Any:
     """Open ``url`` in a new context; return the page once its websocket is open."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -542,7 +467,7 @@ class BrowserTab:
 
 
 def measure_browser(
-    server: Server,
+    server: AppServer,
     browser: Any,
     name: str,
     n_steps: int,
@@ -660,7 +585,7 @@ def measure_memory(
         # Bokeh logs discarded sessions at debug level only.
         "--log-level", "debug",
     )  # fmt: skip
-    server = Server(folder, log, *flags)
+    server = AppServer(folder, *flags, log=log)
     pages: list[Any] = []
     try:
         url = f"{server.url}?session={name}&tab=1"
@@ -1057,7 +982,7 @@ def _browser_part(
     moves: int,
 ) -> None:
     """Serve the app (or ``app``) and time slider moves for every session."""
-    server = Server(folder, log, app=app)
+    server = AppServer(folder, app=app, log=log)
     try:
         for i, name in enumerate(info):
             out[name] = measure_browser(

@@ -16,31 +16,14 @@ PNGs are reduced to an 8-bit palette so each stays small.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"
-CHROMIUM = os.environ.get("GLASSNET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1400, "height": 900}
 
 # (file name, tab, step, op): the moment each shot shows.  Step 60 of the demo
@@ -86,57 +69,6 @@ SET_MODEL = """([type, title, value]) => {
       }
   return false;
 }"""
-
-
-def free_port() -> int:
-    """Return a TCP port on the loopback interface that is free now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve(folder: Path, timeout: float = 90.0) -> tuple[str, subprocess.Popen]:
-    """Serve ``ui/app.py`` on ``folder``; return the app's URL and the server."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "panel",
-        "serve",
-        str(ROOT / "ui" / "app.py"),
-        "--port",
-        str(port),
-        "--address",
-        "127.0.0.1",
-        "--allow-websocket-origin",
-        f"127.0.0.1:{port}",
-        "--liveness",
-    ]
-    env = {**os.environ, "GLASSNET_SESSIONS": str(folder)}
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            msg = f"panel serve exited with {proc.returncode}; see its output above."
-            raise SystemExit(msg)
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2):
-                return f"http://127.0.0.1:{port}/app", proc
-        except OSError:
-            time.sleep(0.3)
-    stop(proc)
-    raise SystemExit(f"panel serve did not answer on port {port} within {timeout} s.")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop the server started by :func:`serve` and everything it started."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def settle(page: Any, quiet: float = 1.5) -> None:
@@ -221,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     only = set(args.only)
+    from ui.served import CHROMIUM, CHROMIUM_ARGS, AppServer
+
     if not Path(CHROMIUM).exists():
         msg = f"No browser at {CHROMIUM}: apt-get install chromium, or set "
         raise SystemExit(msg + "GLASSNET_CHROMIUM to another Chromium.")
@@ -233,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         if glassnet(["demo", "--out", str(folder / "demo.session")]) != 0:
             raise SystemExit("Recording the demo failed; see the message above.")
-        url, proc = serve(folder)
+        try:
+            server = AppServer(folder)
+        except RuntimeError as err:
+            raise SystemExit(str(err)) from err
+        url = server.url
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
@@ -245,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     shoot_live(page, url)
                 browser.close()
         finally:
-            stop(proc)
+            server.stop()
     return 0
 
 

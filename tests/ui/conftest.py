@@ -6,31 +6,13 @@ Browser tests use Debian's Chromium through pytest-playwright (never
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("GLASSNET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from ui.served import CHROMIUM, CHROMIUM_ARGS, AppServer
 
 
 @pytest.fixture(scope="session")
@@ -58,73 +40,22 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def free_port() -> int:
-    """Return a TCP port on the loopback interface that is free now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve(folder: Path, *extra: str, timeout: float = 60.0) -> tuple[str, Any]:
-    """Start ``panel serve ui/app.py`` on a free port; return its URL and process."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "panel",
-        "serve",
-        str(ROOT / "ui" / "app.py"),
-        "--port",
-        str(port),
-        "--address",
-        "127.0.0.1",
-        "--allow-websocket-origin",
-        f"127.0.0.1:{port}",
-        "--websocket-max-message-size",
-        str(40 * 1024 * 1024),
-        *extra,
-    ]
-    env = {**os.environ, "GLASSNET_SESSIONS": str(folder)}
-    proc = subprocess.Popen(
-        cmd,
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/app"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.fail(f"panel serve exited with {proc.returncode}:\n{err}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2):
-                return url, proc
-        except OSError:
-            time.sleep(0.3)
-    stop(proc)
-    pytest.fail(f"panel serve did not answer on port {port} within {timeout} s")
-
-
-def stop(proc: Any) -> None:
-    """Stop a server started by :func:`serve` and everything it started."""
+def serve(folder: Path, *extra: str, timeout: float = 60.0) -> AppServer:
+    """Serve ``ui/app.py`` on ``folder`` on a free port; fail the test if it cannot."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
+        return AppServer(folder, *extra, timeout=timeout)
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")
 def app_url(demo_dir: Path) -> Iterator[str]:
     """Serve the app on the demo folder for the whole test session; yield its URL."""
-    url, proc = serve(demo_dir, "--liveness")
+    server = serve(demo_dir)
     try:
-        yield url
+        yield server.url
     finally:
-        stop(proc)
+        server.stop()
 
 
 def _open_app(page: Any, url: str, timeout: float = 60_000) -> None:

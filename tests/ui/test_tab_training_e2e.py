@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import serve, stop
+from conftest import serve
 
 from sessions import Session, verify
 
@@ -45,11 +45,11 @@ def served(
     """Serve the app on a copy of the demo folder; yield (url, folder)."""
     folder = tmp_path_factory.mktemp("training")
     shutil.copy(demo_dir / "demo.session", folder / "demo.session")
-    url, proc = serve(folder, "--liveness")
+    server = serve(folder)
     try:
-        yield url, folder
+        yield server.url, folder
     finally:
-        stop(proc)
+        server.stop()
 
 
 def _steps_shown(page: Any) -> int:
