@@ -165,7 +165,8 @@ def get_activation(name: str) -> Activation:
     ConfigError
         If the name is not registered; the message lists the valid names.
     """
-    key = _ALIASES.get(name, name)
+    # A name that is not text (a list, a dict) is unknown, not unhashable.
+    key = _ALIASES.get(name, name) if isinstance(name, str) else None
     if key not in ACTIVATIONS:
         msg = (
             f"Unknown activation {name!r}. Choose one of: "

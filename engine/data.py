@@ -101,6 +101,8 @@ class Dataset:
             raise ConfigError(msg)
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        for key in ("X_train", "y_train", "X_test", "y_test"):
+            _check_values(key, getattr(self, key), self.task)
 
     @property
     def n_features(self) -> int:
@@ -148,3 +150,42 @@ class Dataset:
             h.update(str(arr.shape).encode())
             h.update(arr.tobytes())
         return h.hexdigest()
+
+
+def _check_values(key: str, values: Array, task: str) -> None:
+    """Raise for a value no network can train on: NaN, infinite, a wrong label code.
+
+    A single NaN input would turn every weight into NaN after the first update,
+    and a class target other than 0 or 1 (or a multiclass row that is not
+    one-hot) gives a loss that means nothing, so both stop before training.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        msg = (
+            f"{key} holds {int(bad.sum())} missing (NaN) or infinite value(s), the "
+            f"first in row {row + 1}, column {col + 1}. Fill them in or drop those "
+            "rows before training (the CSV import does this with missing='drop' "
+            "or 'impute_mean')."
+        )
+        raise ConfigError(msg)
+    if not key.startswith("y") or task == "regression" or not values.size:
+        return
+    coded = (values == 0.0) | (values == 1.0)
+    if not coded.all():
+        row, col = (int(i) for i in np.argwhere(~coded)[0])
+        msg = (
+            f"{key} of a {task} task must hold class codes 0 and 1 only, but row "
+            f"{row + 1}, column {col + 1} is {values[row, col]:g}. Code the classes "
+            "as 0/1 (binary) or one-hot (multiclass), or use the regression task."
+        )
+        raise ConfigError(msg)
+    if task == "multiclass":
+        rows = np.flatnonzero(values.sum(axis=1) != 1.0)
+        if rows.size:
+            msg = (
+                f"{key} of a multiclass task must be one-hot (exactly one 1 per "
+                f"row), but row {int(rows[0]) + 1} has {int(values[rows[0]].sum())} "
+                "ones. Give each row one class."
+            )
+            raise ConfigError(msg)

@@ -154,7 +154,8 @@ def get_initializer(name: str, scale: float | None = None) -> Initializer:
     ConfigError
         If the name is not registered; the message lists the valid names.
     """
-    key = _ALIASES.get(name, name)
+    # A name that is not text (a list, a dict) is unknown, not unhashable.
+    key = _ALIASES.get(name, name) if isinstance(name, str) else None
     if key not in INITIALIZERS:
         msg = f"Unknown initializer {name!r}. Choose one of: {', '.join(INITIALIZERS)}."
         raise ConfigError(msg)

@@ -149,7 +149,8 @@ def get_loss(name: str) -> Loss:
     ConfigError
         If the name is not registered; the message lists the valid names.
     """
-    key = _ALIASES.get(name, name)
+    # A name that is not text (a list, a dict) is unknown, not unhashable.
+    key = _ALIASES.get(name, name) if isinstance(name, str) else None
     if key not in LOSSES:
         msg = f"Unknown loss {name!r}. Choose one of: {', '.join(LOSSES)}."
         raise ConfigError(msg)

@@ -88,15 +88,26 @@ class NetworkSpec:
     initial_params: list[dict[str, Any]] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.layers, str | bytes) or not hasattr(self.layers, "__iter__"):
+            msg = f"layers must be a sequence of LayerSpec; got {self.layers!r}."
+            raise ConfigError(msg)
         object.__setattr__(self, "layers", tuple(self.layers))
         _check_whole_number("n_in (the number of input features)", self.n_in)
         if not self.layers:
             msg = "A network needs at least an output layer; layers is empty."
             raise ConfigError(msg)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, LayerSpec):
+                msg = f"layers[{i}] must be a LayerSpec; got {layer!r}."
+                raise ConfigError(msg)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             where = "The output layer" if i == last else f"Hidden layer {i + 1}"
-            if not isinstance(layer.n_out, int | np.integer) or layer.n_out < 1:
+            if (
+                not isinstance(layer.n_out, int | np.integer)
+                or isinstance(layer.n_out, bool)
+                or layer.n_out < 1
+            ):
                 msg = (
                     f"{where} has {layer.n_out!r} units. Remove the layer or give it "
                     "at least 1 unit."
@@ -104,7 +115,11 @@ class NetworkSpec:
                 raise ConfigError(msg)
             act = get_activation(layer.activation)
             get_initializer(layer.initializer_name, layer.init_scale)
-            if not 0.0 <= layer.dropout < 1.0:
+            if (
+                not isinstance(layer.dropout, int | float | np.floating)
+                or isinstance(layer.dropout, bool)
+                or not 0.0 <= layer.dropout < 1.0
+            ):
                 msg = (
                     f"{where} has dropout {layer.dropout!r}; it is the probability "
                     "of dropping a unit and must be in [0, 1)."
@@ -334,6 +349,8 @@ def _check_params(spec: NetworkSpec, given: list[dict[str, Any]]) -> Params:
     out: Params = []
     for i, p in enumerate(given):
         try:
+            if any(np.iscomplexobj(p[key]) for key in ("W", "b")):
+                raise TypeError("complex numbers are not weights")
             W = np.array(p["W"], dtype=np.float64)
             b = np.array(p["b"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as err:

@@ -179,7 +179,7 @@ def get_optimizer(name: str, lr: float, **settings: float) -> Optimizer:
     ConfigError
         If the name is not registered; the message lists the valid names.
     """
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
         msg = f"Unknown optimizer {name!r}. Choose one of: {', '.join(OPTIMIZERS)}."
         raise ConfigError(msg)
     return OPTIMIZERS[name](lr, **settings)
