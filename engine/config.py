@@ -11,7 +11,10 @@ from engine.errors import ConfigError
 from engine.losses import get_loss
 from engine.optimizers import OPTIMIZERS, get_optimizer
 
-__all__ = ["TrainingConfig"]
+__all__ = ["TRAIN_METRICS", "TrainingConfig"]
+
+TRAIN_METRICS = ("batches", "evaluation")
+"""How an epoch's training metrics are computed (see ``TrainingConfig``)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,14 @@ class TrainingConfig:
         Weight decay: adds ``l2 / 2 * sum W^2`` to the loss (biases excluded).
     shuffle : bool
         Draw a new order of the training set every epoch.
+    train_metrics : str
+        What an epoch's training metrics are.  ``"batches"`` (the default):
+        the mean over the epoch's batches as they were trained, each sample
+        counted once, with the parameters of its step and any dropout (what
+        Keras reports); free, since every step computes them anyway.
+        ``"evaluation"``: one more pass over the whole training set with the
+        parameters after the epoch, without dropout (exact, but it costs a
+        forward pass over all the data every epoch).
     """
 
     loss: str = "mse"
@@ -58,10 +69,11 @@ class TrainingConfig:
     eps: float = 1e-8
     l2: float = 0.0
     shuffle: bool = True
+    train_metrics: str = "batches"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss", get_loss(self.loss).name)
-        if self.optimizer not in OPTIMIZERS:
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             get_optimizer(self.optimizer, self.lr)
         if (
             isinstance(self.epochs, bool)
@@ -88,6 +100,9 @@ class TrainingConfig:
         ):
             msg = f"seed must be a whole number >= 0; got {self.seed!r}."
             raise ConfigError(msg)
+        if not isinstance(self.shuffle, bool):
+            msg = f"shuffle must be True or False; got {self.shuffle!r}."
+            raise ConfigError(msg)
         _check_range("lr (learning rate)", self.lr, 0.0, math.inf, low_open=True)
         _check_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _check_range("rho", self.rho, 0.0, 1.0, high_open=True)
@@ -95,6 +110,12 @@ class TrainingConfig:
         _check_range("beta2", self.beta2, 0.0, 1.0, high_open=True)
         _check_range("eps", self.eps, 0.0, math.inf, low_open=True)
         _check_range("l2", self.l2, 0.0, math.inf)
+        if self.train_metrics not in TRAIN_METRICS:
+            msg = (
+                f"train_metrics must be one of {', '.join(TRAIN_METRICS)}; got "
+                f"{self.train_metrics!r}."
+            )
+            raise ConfigError(msg)
 
     def optimizer_settings(self) -> dict[str, float]:
         """Return the settings the chosen optimizer reads, by name."""

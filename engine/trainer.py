@@ -37,6 +37,10 @@ class TrainerState:
     ``opt_state[l][name]`` is the optimizer state of parameter ``name``
     (``"W"`` or ``"b"``) of layer ``l``; ``dropout_rng`` is the bit generator
     state of the dropout generator (plain ints and strings).
+    ``epoch_sums`` is ``(sum of per-sample losses, correct predictions)`` of
+    the current epoch's batches so far, kept for its ``"batches"`` training
+    metrics (see ``TrainingConfig.train_metrics``); None when the trainer
+    does not keep them (no sink asked for epoch metrics).
     """
 
     step: int
@@ -44,6 +48,7 @@ class TrainerState:
     params: Params
     opt_state: list[dict[str, dict[str, Array]]]
     dropout_rng: dict[str, Any]
+    epoch_sums: tuple[float, int] | None = None
 
 
 class Trainer:
@@ -92,7 +97,6 @@ class Trainer:
         self.spec = spec
         self.config = config
         self.data = data
-        self.sink = sink
         self.notices = _check_fit(spec, config, data)
 
         # Strategies, resolved once.
@@ -141,6 +145,16 @@ class Trainer:
         self._dropout_rng.bit_generator.state = state.dropout_rng
         self.diverged = False
         self._train_eval: tuple[Params, Trace, Array] | None = None
+        # The "batches" epoch metrics are sums over the epoch's steps, kept
+        # from the start of an epoch or from a state that has them.
+        self._batch_metrics = config.train_metrics == "batches"
+        sums = state.epoch_sums
+        if sums is None and state.step % self.steps_per_epoch == 0:
+            sums = (0.0, 0)
+        self._sums_kept = sums is not None and self._batch_metrics
+        self._epoch_loss, self._epoch_hits = sums or (0.0, 0)
+        self._labels = _labels(data.task, data.y_train) if self._sums_kept else None
+        self.sink = sink
 
     # -- public API ------------------------------------------------------
 
@@ -167,6 +181,9 @@ class Trainer:
             params=[dict(p) for p in self.params],
             opt_state=[{k: dict(v) for k, v in s.items()} for s in self._opt_state],
             dropout_rng=dict(self._dropout_rng.bit_generator.state),
+            epoch_sums=(
+                (self._epoch_loss, self._epoch_hits) if self._sums_kept else None
+            ),
         )
 
     def begin(self) -> None:
@@ -286,7 +303,8 @@ class Trainer:
                 per_sample = self.loss.forward_from_logits(tr.z[-1], y)
             else:
                 per_sample = self.loss.forward(tr.y_hat, y)
-        data_loss = _mean(per_sample)
+        loss_sum = float(per_sample.sum())
+        data_loss = loss_sum / per_sample.shape[0]
         penalty = 0.0
         if cfg.l2:
             penalty = 0.5 * cfg.l2 * sum(_sq(p["W"]) for p in self.params)
@@ -311,6 +329,14 @@ class Trainer:
         self._seq += 1
         if not math.isfinite(loss):
             return self._diverge(_first_nonfinite_forward(tr, per_sample), epoch)
+        if self._sums_kept:
+            if step % self.steps_per_epoch == 0:
+                self._epoch_loss, self._epoch_hits = 0.0, 0
+            self._epoch_loss += loss_sum
+            assert self._labels is not None
+            if self._labels.size:
+                labels = self._labels if full else self._labels[indices]
+                self._epoch_hits += _hits(tr.y_hat, labels)
 
         # Backward pass.
         backward(
@@ -420,7 +446,9 @@ class Trainer:
             if on["epoch_completed"]:
                 d = self.data
                 cached = self._train_eval
-                if cached is not None and cached[0] is self.params:
+                if self._batch_metrics:
+                    train = self._batch_train_metrics()
+                elif cached is not None and cached[0] is self.params:
                     train = _metrics(self, cached[1], cached[2], d.y_train)
                 else:
                     train, tr, per_sample = _evaluate(self, d.X_train, d.y_train)
@@ -443,6 +471,14 @@ class Trainer:
         """Return the data loss (and accuracy for classification) on ``X``, ``y``."""
         return evaluate(self, X, y)
 
+    def _batch_train_metrics(self) -> dict[str, float]:
+        """Return the epoch's training metrics from its batches (``"batches"``)."""
+        n = self.data.n_train
+        out = {"loss": self._epoch_loss / n}
+        if self.data.task in ("binary", "multiclass"):
+            out["accuracy"] = self._epoch_hits / n
+        return out
+
     # -- helpers ---------------------------------------------------------
 
     @property
@@ -455,11 +491,20 @@ class Trainer:
         # A sink may say which event kinds it needs in a ``wants`` attribute
         # (a set of kinds); the others are then not built at all.
         wants = getattr(sink, "wants", None)
-        self._sink = sink
-        self._on = {
+        on = {
             kind: sink is not None and (wants is None or kind in wants)
             for kind in ev.EVENT_TYPES
         }
+        if on["epoch_completed"] and self._batch_metrics and not self._sums_kept:
+            # Only a state without sums, from inside an epoch, gets here.
+            msg = (
+                "This trainer started inside an epoch from a state without the "
+                "epoch's sums, so it cannot give that epoch's training metrics; "
+                "start it from a state that has them (TrainerState.epoch_sums)."
+            )
+            raise RuntimeError(msg)
+        self._sink = sink
+        self._on = on
 
     def _send(self, event: ev.Event) -> None:
         assert self._sink is not None
@@ -599,6 +644,30 @@ def _metrics(
         hits = tr.y_hat.argmax(axis=1) == y.argmax(axis=1)
         out["accuracy"] = np.count_nonzero(hits) / n
     return out
+
+
+def _labels(task: str, y: Array) -> np.ndarray:
+    """Return what a prediction is checked against: 0/1 flags or class indices.
+
+    Empty for a regression task (no accuracy).
+    """
+    if task == "binary":
+        return y >= 0.5
+    if task == "multiclass":
+        return y.argmax(axis=1)
+    return y[:0, 0]
+
+
+def _hits(y_hat: Array, labels: np.ndarray) -> int:
+    """Return how many rows of ``y_hat`` predict ``labels`` (see ``_labels``).
+
+    The same rule as the evaluation's accuracy in :func:`_metrics`.
+    """
+    if labels.ndim == 1:
+        return int(np.count_nonzero(y_hat.argmax(axis=1) == labels))
+    if labels.shape[1] == 1:
+        return int(np.count_nonzero((y_hat[:, 0] >= 0.5) == labels[:, 0]))
+    return int(np.count_nonzero(((y_hat >= 0.5) == labels).all(axis=1)))
 
 
 def _mean(x: Array) -> float:

@@ -8,13 +8,22 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
+from sessions.codec import from_json, to_json
 from sessions.errors import SessionFormatError
 
-__all__ = ["APPLICATION_ID", "FORMAT_VERSION", "SCHEMA", "check_schema", "upgrade"]
+__all__ = [
+    "APPLICATION_ID",
+    "FORMAT_VERSION",
+    "SCHEMA",
+    "check_schema",
+    "current_config",
+    "upgrade",
+]
 
 APPLICATION_ID = 0x474C4E54  # "GLNT": marks the file as a glassnet session.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 SCHEMA = {
     "meta": """CREATE TABLE meta (
@@ -55,8 +64,29 @@ SCHEMA = {
 }
 
 # Upgrades from format version N to N + 1, applied in order on a writable copy.
-# Version 1 is the first; a later version adds ``_UPGRADES[1] = upgrade_v1_to_v2``.
-_UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def current_config(config: Any, version: int) -> Any:
+    """Return a stored training config as the current format states it.
+
+    Format 2 added ``train_metrics``; a format 1 run evaluated the whole
+    training set after every epoch (``"evaluation"``).  Anything but a dict
+    is returned unchanged, for the metadata checks to refuse.
+    """
+    if version < 2 and isinstance(config, dict):
+        return {**config, "train_metrics": config.get("train_metrics", "evaluation")}
+    return config
+
+
+def _upgrade_v1_to_v2(con: sqlite3.Connection) -> None:
+    """Name format 1's training metrics in the stored config."""
+    row = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    config = current_config(from_json(row[0]), 1)
+    con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (to_json(config),))
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+
+
+_UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {1: _upgrade_v1_to_v2}
 
 
 def check_schema(con: sqlite3.Connection, path: str) -> int:

@@ -28,7 +28,7 @@ from sessions.codec import MAX_ARRAY_BYTES, decode_bundle, from_json
 from sessions.errors import SessionFormatError, SessionReproducibilityError
 from sessions.index import StepIndex, check_meta
 from sessions.initial import apply_initial_values, initial_values_from_meta
-from sessions.schema import check_schema
+from sessions.schema import check_schema, current_config
 from sessions.state import decode_state, decode_summary, encode_summary
 
 __all__ = ["EpochSeries", "Series", "Session", "open_session"]
@@ -106,6 +106,9 @@ class Session:
         try:
             self.format_version = check_schema(self._con, str(self.path))
             self.meta = self._read_meta()
+            self.meta["config"] = current_config(
+                self.meta.get("config"), self.format_version
+            )
             self.spec = NetworkSpec.from_dict(self.meta["network"])
             self.config = TrainingConfig.from_dict(self.meta["config"])
             self.plan = check_meta(self.meta, self.spec, self.config, self.path)
@@ -448,7 +451,13 @@ class Session:
         what = f"{self.path}: the keyframe of step {step}"
         if rows[0][0] > MAX_ARRAY_BYTES:
             raise SessionFormatError(f"{what} is oversized.")
-        state = decode_state(rows[0][1], self.spec, self._state_names, what)
+        state = decode_state(
+            rows[0][1],
+            self.spec,
+            self._state_names,
+            what,
+            epoch_sums=self.config.train_metrics == "batches",
+        )
         if state.step != step or state.seq != self._index.keyframes[step]:
             raise SessionFormatError(f"{what} is labelled with another step.")
         try:

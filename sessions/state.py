@@ -37,20 +37,34 @@ def encode_state(state: TrainerState, state_names: tuple[str, ...]) -> bytes:
             arrays[f"{name}{i}"] = p[name]
             for key in state_names:
                 arrays[f"{name}{i}.{key}"] = s[name][key]
-    extra = {"step": state.step, "seq": state.seq, "dropout_rng": state.dropout_rng}
+    extra: dict[str, Any] = {
+        "step": state.step,
+        "seq": state.seq,
+        "dropout_rng": state.dropout_rng,
+    }
+    if state.epoch_sums is not None:
+        extra["epoch_sums"] = list(state.epoch_sums)
     return encode_bundle(arrays, extra)
 
 
 def decode_state(
-    blob: object, spec: NetworkSpec, state_names: tuple[str, ...], what: str
+    blob: object,
+    spec: NetworkSpec,
+    state_names: tuple[str, ...],
+    what: str,
+    epoch_sums: bool = False,
 ) -> TrainerState:
     """Return the trainer state stored in a keyframe of a run of ``spec``.
+
+    ``epoch_sums`` says the keyframe must hold the epoch's running sums (a
+    run whose training metrics come from its batches).
 
     Raises
     ------
     SessionFormatError
         If the keyframe lacks an array, holds one of the wrong shape, or its
-        step, event number or dropout generator state are unreadable.
+        step, event number, dropout generator state or epoch sums are
+        unreadable.
     """
     sizes = spec.sizes
     expected: dict[str, tuple[int, ...]] = {}
@@ -76,8 +90,19 @@ def decode_state(
         step, seq = extra["step"], extra["seq"]
         if type(step) is not int or type(seq) is not int or step < 0 or seq < 0:
             raise KeyError("step")
+        sums = None
+        if epoch_sums:
+            loss, hits = extra["epoch_sums"]
+            if type(loss) is not float or type(hits) is not int or hits < 0:
+                raise KeyError("epoch_sums")
+            sums = (loss, hits)
         return TrainerState(
-            step=step, seq=seq, params=params, opt_state=opt_state, dropout_rng=rng
+            step=step,
+            seq=seq,
+            params=params,
+            opt_state=opt_state,
+            dropout_rng=rng,
+            epoch_sums=sums,
         )
     except (KeyError, TypeError, ValueError) as err:
         msg = f"{what} is incomplete (missing {err}): the file is damaged."

@@ -8,6 +8,7 @@ reported as format 1.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -15,10 +16,10 @@ import pytest
 
 from engine.config import TrainingConfig
 from engine.network import LayerSpec, NetworkSpec
-from sessions import Session, record
+from sessions import Session, record, verify
 from sessions.datasets import load_dataset
 from sessions.errors import SessionFormatError
-from sessions.schema import FORMAT_VERSION
+from sessions.schema import FORMAT_VERSION, upgrade
 from ui.cli import main
 
 
@@ -92,3 +93,44 @@ def test_a_metadata_version_that_disagrees_is_refused(
     assert "format_version" in message
     assert f"user_version {FORMAT_VERSION}" in message
     assert "altered" in message
+
+
+FORMAT_1 = Path(__file__).parents[1] / "data" / "format1"
+
+
+@pytest.mark.parametrize("name", ["moons-momentum.session", "iris-adam.session"])
+def test_a_format_1_file_opens_replays_and_verifies(name: str) -> None:
+    # Format 1 evaluated the whole training set after every epoch; its runs
+    # must replay with that rule, or every epoch would differ from the file.
+    path = FORMAT_1 / name
+    with Session(path) as session:
+        assert session.format_version == 1
+        assert session.config.train_metrics == "evaluation"
+        assert session.n_steps == session.plan.total_steps
+        for step in range(session.n_steps):
+            session.step_events(step)
+    report = verify(path)
+    assert report.ok, report.summary()
+
+
+def test_upgrading_a_format_1_file_names_its_training_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "old.session"
+    path.write_bytes((FORMAT_1 / "moons-momentum.session").read_bytes())
+    con = sqlite3.connect(path)
+    with con:
+        upgrade(con, 1)
+    con.close()
+    with Session(path) as session:
+        assert session.format_version == FORMAT_VERSION
+        assert session.meta["format_version"] == FORMAT_VERSION
+        assert session.config.train_metrics == "evaluation"
+    assert verify(path).ok
+
+
+def test_a_new_run_records_its_training_metrics_rule(good: Path) -> None:
+    with Session(good) as session:
+        assert session.config.train_metrics == "batches"
+    con = sqlite3.connect(good)
+    (text,) = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    con.close()
+    assert json.loads(text)["train_metrics"] == "batches"

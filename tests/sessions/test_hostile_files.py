@@ -35,6 +35,7 @@ import sessions
 from engine import LayerSpec, NetworkSpec, TrainingConfig
 from engine import events as ev
 from sessions import (
+    FORMAT_VERSION,
     Session,
     SessionFormatError,
     SessionReproducibilityError,
@@ -397,8 +398,8 @@ def test_a_session_from_a_future_glassnet_is_refused(
     good: Path, tmp_path: Path
 ) -> None:
     path = copy_of(good, tmp_path)
-    sql(path, "PRAGMA user_version = 2")
-    message = assert_schema_refusal(path, "uses session format 2")
+    sql(path, f"PRAGMA user_version = {FORMAT_VERSION + 1}")
+    message = assert_schema_refusal(path, f"uses session format {FORMAT_VERSION + 1}")
     assert "Upgrade glassnet" in message
 
 
