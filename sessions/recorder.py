@@ -26,7 +26,7 @@ from sessions.codec import encode_bundle, to_json
 from sessions.errors import RecordingError, SessionError
 from sessions.initial import apply_initial_values, normalize_initial_values, to_meta
 from sessions.schema import APPLICATION_ID, FORMAT_VERSION, SCHEMA
-from sessions.state import encode_event, encode_state, encode_summary
+from sessions.state import KeyframeEncoder, encode_event, encode_summary
 
 __all__ = ["DEFAULT_KEYFRAME_INTERVAL", "Recorder", "record"]
 
@@ -129,7 +129,9 @@ class Recorder:
         self.path = Path(path)
         self.trainer = trainer
         self.keyframe_interval = keyframe_interval
-        self._state_names = OPTIMIZERS[trainer.config.optimizer].state_names
+        self._keyframe = KeyframeEncoder(
+            OPTIMIZERS[trainer.config.optimizer].state_names
+        )
         self._steps: list[tuple[Any, ...]] = []
         self._epochs: list[tuple[Any, ...]] = []
         self._keyframes: list[tuple[Any, ...]] = []
@@ -196,9 +198,7 @@ class Recorder:
         self._seq_first = trainer.next_seq if step else 0
         if step % self.keyframe_interval == 0:
             state = trainer.state()
-            self._keyframes.append(
-                (step, state.seq, encode_state(state, self._state_names))
-            )
+            self._keyframes.append((step, state.seq, self._keyframe.encode(state)))
         now = time.monotonic()
         if now - self._last_commit >= COMMIT_INTERVAL:
             self.flush()
@@ -333,8 +333,9 @@ def record(
         if progress is not None:
             progress(t)
 
+    hook = rec.before_step if progress is None else before_step
     try:
-        return trainer.run(should_stop=should_stop, before_step=before_step)
+        return trainer.run(should_stop=should_stop, before_step=hook)
     finally:
         rec.close()
 

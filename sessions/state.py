@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import sys
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from sessions.codec import decode_bundle, encode_bundle, from_json, to_json
 from sessions.errors import SessionFormatError
 
 __all__ = [
+    "KeyframeEncoder",
     "decode_event",
     "decode_state",
     "decode_summary",
@@ -31,12 +33,60 @@ def encode_state(state: TrainerState, state_names: tuple[str, ...]) -> bytes:
     ``b0.m`` (optimizer state ``m`` of them); only ``state_names`` are kept,
     since Adam's ``m_hat`` and ``v_hat`` follow from ``m`` and ``v``.
     """
+    return encode_bundle(_state_arrays(state, state_names), _state_extra(state))
+
+
+class KeyframeEncoder:
+    """Encode the keyframes of one run: :func:`encode_state`'s bytes, faster.
+
+    Every keyframe of a run holds arrays of the same names, shapes and
+    dtypes, so the JSON describing them is written once; each keyframe then
+    only writes its ``extra`` and copies its arrays.  A state whose arrays
+    differ from the first one's is encoded the slow way.
+    """
+
+    def __init__(self, state_names: tuple[str, ...]) -> None:
+        self.state_names = state_names
+        self._layout: list[tuple[int, ...]] | None = None
+        self._prefix = ""
+
+    def encode(self, state: TrainerState) -> bytes:
+        """Return the keyframe of ``state``."""
+        arrays = list(_state_arrays(state, self.state_names).values())
+        layout = [a.shape for a in arrays]
+        fast = _LITTLE and all(a.dtype == np.float64 for a in arrays)
+        if not fast or (self._layout is not None and layout != self._layout):
+            return encode_state(state, self.state_names)
+        if self._layout is None:
+            full = encode_state(state, self.state_names)
+            (n,) = struct.unpack_from("<I", full)
+            text = full[4 : 4 + n].decode()
+            # The header is {"arrays":[...],"extra":EXTRA}: keep what precedes EXTRA.
+            self._prefix = text[: text.rindex(',"extra":') + len(',"extra":')]
+            self._layout = layout
+            return full
+        header = (self._prefix + to_json(_state_extra(state)) + "}").encode()
+        return b"".join(
+            [struct.pack("<I", len(header)), header, *(a.tobytes() for a in arrays)]
+        )
+
+
+_LITTLE = sys.byteorder == "little"
+
+
+def _state_arrays(
+    state: TrainerState, state_names: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for i, (p, s) in enumerate(zip(state.params, state.opt_state, strict=True)):
         for name in ("W", "b"):
             arrays[f"{name}{i}"] = p[name]
             for key in state_names:
                 arrays[f"{name}{i}.{key}"] = s[name][key]
+    return arrays
+
+
+def _state_extra(state: TrainerState) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "step": state.step,
         "seq": state.seq,
@@ -44,7 +94,7 @@ def encode_state(state: TrainerState, state_names: tuple[str, ...]) -> bytes:
     }
     if state.epoch_sums is not None:
         extra["epoch_sums"] = list(state.epoch_sums)
-    return encode_bundle(arrays, extra)
+    return extra
 
 
 def decode_state(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import struct
@@ -9,9 +10,11 @@ import struct
 import numpy as np
 import pytest
 
+from engine import Dataset, LayerSpec, NetworkSpec, Trainer, TrainingConfig
+from engine.optimizers import OPTIMIZERS
 from sessions.codec import encode_bundle, to_json
 from sessions.recorder import _metrics_json
-from sessions.state import encode_summary
+from sessions.state import KeyframeEncoder, encode_state, encode_summary
 
 
 def _random_float(rng: random.Random) -> float:
@@ -99,3 +102,28 @@ def test_a_bundle_holds_the_little_endian_bytes_of_any_array() -> None:
         ]
     )
     assert data == expected
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_keyframes_of_a_run_are_the_bytes_encode_state_writes(optimizer: str) -> None:
+    spec = NetworkSpec(3, (LayerSpec(4, "tanh", dropout=0.2), LayerSpec(2, "sigmoid")))
+    g = np.random.default_rng(0)
+    X = g.normal(size=(9, 3))
+    y = (X[:, :2] > 0).astype(float)
+    data = Dataset("d", "regression", X, y, X[:0], y[:0], ("a", "b", "c"))
+    config = TrainingConfig(loss="mse", optimizer=optimizer, batch_size=4, epochs=4)
+    trainer = Trainer(spec, config, data)
+    names = OPTIMIZERS[optimizer].state_names
+    encoder = KeyframeEncoder(names)
+    rng = random.Random(1)
+    while not trainer.done:
+        state = trainer.state()
+        assert encoder.encode(state) == encode_state(state, names)
+        odd = dataclasses.replace(
+            state, epoch_sums=(_random_float(rng), rng.randrange(10**12))
+        )
+        assert encoder.encode(odd) == encode_state(odd, names)
+        trainer.train_step()
+    # A state of other shapes (another network) falls back to the general encoder.
+    other = Trainer(NetworkSpec(3, (LayerSpec(2, "sigmoid"),)), config, data).state()
+    assert encoder.encode(other) == encode_state(other, names)
