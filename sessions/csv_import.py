@@ -62,8 +62,25 @@ TASKS = ("binary", "multiclass", "regression", "classification")
 MISSING_POLICIES = ("error", "drop", "impute_mean")
 CATEGORICAL_POLICIES = ("one_hot", "error")
 
-_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
-_DECIMAL_POINT = re.compile(r"[+-]?[0-9]*\.[0-9]+")
+_EXPONENT = r"(?:[eE][+-]?[0-9]+)?"
+# A decimal comma, also after thousands points ("1.234,5") or before an exponent.
+_DECIMAL_COMMA = re.compile(
+    r"[+-]?(?:[0-9]+|[0-9]{1,3}(?:\.[0-9]{3})+),[0-9]+" + _EXPONENT
+)
+_DECIMAL_POINT = re.compile(
+    r"[+-]?(?:[0-9]*|[0-9]{1,3}(?:,[0-9]{3})+)\.[0-9]+" + _EXPONENT
+)
+#: Numbers written with thousands separators, by decimal mark: "1,234.5" and
+#: "1,234,567" with a decimal point, "1.234,5" and "1.234.567" with a decimal
+#: comma. One group without decimals ("1,234", "1.234") is ambiguous: not these.
+_GROUPED = {
+    ".": re.compile(
+        r"[+-]?[0-9]{1,3}(?:(?:,[0-9]{3})+\.[0-9]+|(?:,[0-9]{3}){2,})" + _EXPONENT
+    ),
+    ",": re.compile(
+        r"[+-]?[0-9]{1,3}(?:(?:\.[0-9]{3})+,[0-9]+|(?:\.[0-9]{3}){2,})" + _EXPONENT
+    ),
+}
 _SEP_HINT = re.compile(r"sep=(.)", re.IGNORECASE)
 
 _SIGNATURES = (
@@ -621,7 +638,10 @@ def _classify(
     arrays have the shape of `cells`; values are NaN where there is no number.
     """
     flat = pd.Series(cells.ravel(), dtype=object)
-    points = flat.str.replace(",", ".", regex=False) if decimal == "," else flat
+    grouped = _grouped(flat, decimal)
+    points = flat.where(~grouped, flat.str.replace("," if decimal == "." else ".", ""))
+    if decimal == ",":
+        points = points.str.replace(",", ".", regex=False)
     numbers = pd.to_numeric(points, errors="coerce")
     values = numbers.to_numpy(dtype=np.float64)
     if numbers.dtype.kind in "iu":
@@ -638,12 +658,29 @@ def _classify(
     )
 
 
+def _grouped(flat: pd.Series, decimal: str) -> NDArray[np.bool_]:
+    """Return which cells are numbers written with thousands separators."""
+    group = "," if decimal == "." else "."
+    if not flat.str.contains(group, regex=False).any():
+        return np.zeros(len(flat), dtype=bool)
+    return flat.str.fullmatch(_GROUPED[decimal].pattern).fillna(False).to_numpy(bool)
+
+
 def _split_line(line: str, delimiter: str) -> list[str]:
     """Split one line into fields with the csv module's quoting rules."""
     try:
         return next(csv.reader([line], delimiter=delimiter, strict=False), [])
     except csv.Error:  # a field longer than the csv module's limit (128 KiB)
         return line.split(delimiter)
+
+
+def _malformed(line: str, delimiter: str) -> bool:
+    """Return True when a quoted field of the line has text after its closing quote."""
+    try:
+        next(csv.reader([line], delimiter=delimiter, strict=True), None)
+    except csv.Error:
+        return True
+    return False
 
 
 def _sample_lines(text: str, limit: int = 100) -> list[str]:
@@ -662,10 +699,14 @@ def _detect_delimiter(lines: list[str]) -> str:
 
     For each candidate, the field count of each line is taken; the candidate
     whose most common count (at least 2) holds for the largest share of lines
-    wins, ties broken by the share of numeric cells and then by the order of
-    `DELIMITERS`.
+    wins, ties broken by the number of lines whose quotes it leaves malformed
+    (text after a closing quote), the share of numeric cells, then by the
+    share of empty cells (a wrong delimiter splits off empty fields), then by
+    the number of cells other than numbers that hold another of the delimiters
+    (a file split on the wrong one leaves the right one inside its cells),
+    then by the order of `DELIMITERS`.
     """
-    best: tuple[float, float, int] | None = None
+    best: tuple[float, int, float, float, int, int] | None = None
     chosen = ","
     for rank, delimiter in enumerate(DELIMITERS):
         rows = [_split_line(line, delimiter) for line in lines]
@@ -673,10 +714,17 @@ def _detect_delimiter(lines: list[str]) -> str:
         mode, hits = counts.most_common(1)[0]
         if mode < 2:
             continue
-        cells = np.array([c.strip() for r in rows[1:] for c in r], dtype=object)
-        _, missing, text = _classify(cells, "," if delimiter != "," else ".")
-        numeric = int((~missing & ~text).sum())
-        score = (hits / len(rows), numeric / max(len(cells), 1), -rank)
+        every = np.array([c.strip() for r in rows for c in r], dtype=object)
+        _, missing, text = _classify(every, "," if delimiter != "," else ".")
+        data = slice(len(rows[0]), None)  # the cells after the first line
+        cells = every[data]
+        numeric = int((~missing[data] & ~text[data]).sum())
+        others = [d for d in DELIMITERS if d != delimiter]
+        stray = sum(any(d in c for d in others) for c in every[text].tolist())
+        empty = sum(not c.strip() for r in rows for c in r) / max(len(cells), 1)
+        malformed = sum(_malformed(line, delimiter) for line in lines if '"' in line)
+        share = numeric / max(len(cells), 1)
+        score = (hits / len(rows), -malformed, share, -empty, -stray, -rank)
         if best is None or score > best:
             best, chosen = score, delimiter
     return chosen
@@ -954,10 +1002,12 @@ class _Column:
 
 
 def _read_columns(
-    names: list[str], cells: NDArray[np.object_], decimal: str
+    names: list[str], cells: NDArray[np.object_], decimal: str, notes: list[str]
 ) -> dict[str, _Column]:
     """Classify each column's cells and return its numbers, gaps and text."""
     values, missing, text = _classify(cells, decimal)
+    grouped = _grouped(pd.Series(cells.ravel(), dtype=object), decimal)
+    grouped = grouped.reshape(cells.shape) & ~text
     n = len(cells)
     columns = {}
     for j, name in enumerate(names):
@@ -973,6 +1023,13 @@ def _read_columns(
             )
             raise DatasetError(msg)
         numbers = np.full(n, np.nan) if n_text else values[:, j]
+        if grouped[:, j].any() and not n_text:
+            i = int(np.argmax(grouped[:, j]))
+            notes.append(
+                f"Column {name!r}: {int(grouped[:, j].sum())} number(s) written with "
+                f"thousands separators, e.g. {cells[i, j]!r} (row {i + 1}) was read "
+                f"as {values[i, j]:.15g}."
+            )
         columns[name] = _Column(
             name=name,
             kind="text" if n_text else "numeric",
@@ -1004,7 +1061,7 @@ def _build(
     table: _Table, target: str, opts: CsvOptions, notes: list[str], label: str
 ) -> _Built:
     """Turn parsed cells into features and targets, then split and scale them."""
-    read = _read_columns(table.names, table.cells, table.decimal)
+    read = _read_columns(table.names, table.cells, table.decimal, notes)
     y_col = read.pop(target)
     features = _drop_empty_columns(list(read.values()), notes)
     if not features:
