@@ -293,17 +293,20 @@ def backward(
     keep_probs: list[float] | None = None,
     l2: float = 0.0,
     fused: bool = False,
+    dy_hat_wanted: bool = True,
 ) -> Trace:
     """Run the backward pass on a forward trace, appending to ``tr.grads``.
 
     ``dW`` includes the L2 term ``l2 * W``.  With ``fused`` the output layer's
     ``dz`` is ``(y_hat - y) / n`` instead of going through ``dy_hat`` and the
-    activation's backward rule.
+    activation's backward rule; ``dy_hat`` is then only computed (and listed)
+    if ``dy_hat_wanted``.
     """
     grads = tr.grads
-    dy_hat = loss.backward(tr.y_hat, y)
-    grads.append((None, "dy_hat", dy_hat))
-    da = dy_hat
+    da = tr.y_hat  # replaced before use unless fused
+    if dy_hat_wanted or not fused or tr.masks[-1] is not None:
+        da = loss.backward(tr.y_hat, y)
+        grads.append((None, "dy_hat", da))
     for i in range(len(params) - 1, -1, -1):
         mask = tr.masks[i]
         if mask is not None:

@@ -338,7 +338,7 @@ class Trainer:
                 labels = self._labels if full else self._labels[indices]
                 self._epoch_hits += _hits(tr.y_hat, labels)
 
-        # Backward pass.
+        # Backward pass (dy_hat, unused by a fused output layer, only if wanted).
         backward(
             tr,
             self.params,
@@ -348,25 +348,42 @@ class Trainer:
             self.keep_probs,
             cfg.l2,
             self.fused,
+            on["gradient_computed"],
         )
         if on["gradient_computed"]:
             seq = self._seq
             for layer, name, value in tr.grads:
                 self._send(ev.GradientComputed(seq, step, epoch, layer, name, value))
                 seq += 1
-        self._seq += len(tr.grads)
+        # A skipped dy_hat keeps its number, as an event nobody asked for does.
+        self._seq += len(tr.grads) + (tr.grads[0][1] != "dy_hat")
         grads = _param_grads(tr, len(self.params))
         # Norms and update ratios only feed StepCompleted; without it (a silent
         # replay) only the same finiteness checks run, on sums of squares.
         summary = on["step_completed"]
         grad_norms: tuple[float, ...] = ()
+        finite = False
         if summary:
             grad_norms = tuple(_norm(g["W"]) for g in grads)
             finite = all(map(math.isfinite, grad_norms))
             finite = finite and _all_finite([g["b"] for g in grads])
-        else:
+        if not finite or not summary:
+            # A norm overflows for entries near 1e308 that are all finite.
             finite = _all_finite([g[k] for g in grads for k in ("W", "b")])
         if not finite:
+            if tr.grads[0][1] != "dy_hat":
+                # Name the first bad gradient as a run that lists dy_hat does.
+                tr.grads.clear()
+                backward(
+                    tr,
+                    self.params,
+                    y,
+                    self.activations,
+                    self.loss,
+                    self.keep_probs,
+                    cfg.l2,
+                    self.fused,
+                )
             return self._diverge(_first_nonfinite_grad(tr), epoch)
 
         # Parameter updates.
@@ -706,7 +723,7 @@ def _all_finite(arrays: list[Array]) -> bool:
     """Return True if no entry of ``arrays`` is inf or NaN.
 
     One sum of squares for all of them; only when it overflows (or an entry
-    is not finite) are they checked one by one with :func:`_norm`.
+    is not finite) are the entries checked.
     """
     total = 0.0
     for v in arrays:
@@ -714,7 +731,7 @@ def _all_finite(arrays: list[Array]) -> bool:
         total += float(flat.dot(flat))
     if total < math.inf:
         return True
-    return all(math.isfinite(_norm(v)) for v in arrays)
+    return all(bool(np.isfinite(v).all()) for v in arrays)
 
 
 def _param_grads(tr: Trace, n_layers: int) -> list[dict[str, Array]]:

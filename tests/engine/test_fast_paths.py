@@ -115,3 +115,83 @@ def test_a_silent_run_ends_where_a_listened_run_ends_with_the_same_bits(
         for k in ("W", "b"):
             np.testing.assert_array_equal(a[k], b[k])
     assert log[-1].seq == silent.next_seq - 1
+
+
+class _Wants:
+    """A sink that keeps only the event kinds it names (as the recorder does)."""
+
+    def __init__(self, *kinds: str) -> None:
+        self.wants = frozenset(kinds)
+        self.log: list[ev.Event] = []
+
+    def __call__(self, event: ev.Event) -> None:
+        self.log.append(event)
+
+
+def test_a_gradient_that_overflows_is_named_alike_without_dy_hat() -> None:
+    # A fused output layer needs no dy_hat, so a run that does not record
+    # gradients skips it; when a gradient overflows while the loss is finite,
+    # the divergence must still name what a full run names.  Here the output
+    # weights are +-1.7e308 and the first sample saturates the softmax the
+    # wrong way (dz = [1, -1]), so da_prev = dz @ W.T reaches about 3.4e308.
+    X = np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    y = np.eye(2)[[1, 1, 0, 0]]
+    data = Dataset("huge", "multiclass", X, y, X[:0], y[:0], ("a", "b"))
+    big = 1.7e308
+    spec = NetworkSpec(
+        2,
+        (LayerSpec(3, "identity"), LayerSpec(2, "softmax")),
+        initial_params=[
+            {"W": np.full((2, 3), 1e-300), "b": np.zeros(3)},
+            {"W": np.array([[big, -big]] * 3), "b": np.zeros(2)},
+        ],
+    )
+    config = TrainingConfig(
+        loss="cce", optimizer="sgd", lr=0.1, batch_size=1, epochs=2, shuffle=False
+    )
+    full: list[ev.Event] = []
+    assert Trainer(spec, config, data, sink=full.append).run() == "diverged"
+    few = _Wants("step_completed", "training_diverged", "session_ended")
+    assert Trainer(spec, config, data, sink=few).run() == "diverged"
+    silent = Trainer(spec, config, data)
+    assert silent.run() == "diverged"
+    want = [e for e in full if isinstance(e, ev.TrainingDiverged)]
+    got = [e for e in few.log if isinstance(e, ev.TrainingDiverged)]
+    assert got == want and len(want) == 1
+    assert want[0].quantity == "da_prev"
+    assert [e.seq for e in few.log] == [e.seq for e in full if e.kind in few.wants]
+    assert silent.next_seq == full[-1].seq + 1
+
+
+def test_a_gradient_whose_norm_overflows_is_not_a_divergence() -> None:
+    # Entries of +-1.7e308 are finite although their norm is not; the run
+    # must go on (or end) alike in every mode, not stop on an assertion.
+    X = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    y = np.eye(2)[[0, 1]]
+    data = Dataset("huge", "multiclass", X, y, X[:0], y[:0], ("a", "b"))
+    big = 1.7e308
+    spec = NetworkSpec(
+        2,
+        (LayerSpec(3, "identity"), LayerSpec(2, "softmax")),
+        initial_params=[
+            {"W": np.full((2, 3), 1e-300), "b": np.zeros(3)},
+            {"W": np.array([[big, -big]] * 3), "b": np.zeros(2)},
+        ],
+    )
+    config = TrainingConfig(
+        loss="cce", optimizer="sgd", lr=1e-320, batch_size=1, epochs=1, shuffle=False
+    )
+    full: list[ev.Event] = []
+    reason = Trainer(spec, config, data, sink=full.append).run()
+    first = next(e for e in full if isinstance(e, ev.StepCompleted))
+    assert first.grad_norms[0] == np.inf  # the norm overflowed ...
+    dW = next(
+        e.value
+        for e in full
+        if isinstance(e, ev.GradientComputed) and e.name == "dW" and e.layer == 0
+    )
+    assert np.isfinite(dW).all()  # ... though no entry did
+    few = _Wants("step_completed", "training_diverged", "session_ended")
+    assert Trainer(spec, config, data, sink=few).run() == reason
+    assert Trainer(spec, config, data).run() == reason
+    assert few.log == [e for e in full if e.kind in few.wants]
