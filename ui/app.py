@@ -21,6 +21,7 @@ import holoviews as hv
 import panel as pn
 
 from ui.cursor import CursorControls
+from ui.export import PlotFileNames
 from ui.library import SessionLibrary
 from ui.state import AppState
 from ui.tabs import TABS
@@ -105,6 +106,8 @@ class App:
             sizing_mode="stretch_width",
         )
         self.tabs.link(state, active="tab", bidirectional=True)
+        # After the tabs' own watchers: plots saved as PNG name session and step.
+        self.plot_names = PlotFileNames(state, self.tabs)
 
         state.param.watch(self._update_message, "message")
         state.param.watch(self._update_title, "session")

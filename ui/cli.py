@@ -23,6 +23,16 @@ from engine.trainer import Trainer
 from sessions import Session, record, verify
 from sessions.csv_import import CsvOptions, import_csv
 from sessions.datasets import DATASETS, TASK_DEFAULTS, load_dataset
+from sessions.export import (
+    array_field,
+    array_file_name,
+    find_event,
+    metrics_file_name,
+    notebook_file_name,
+    write_array,
+    write_metrics_csv,
+    write_notebook,
+)
 
 __all__ = ["DEFAULT_LR", "build_run", "main"]
 
@@ -325,6 +335,62 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    if not (args.csv or args.npy or args.notebook):
+        msg = "Say what to export: --csv OUT, --npy OUT and/or --notebook OUT."
+        raise GlassnetError(msg)
+    if args.npy and (args.step is None or args.event is None):
+        msg = (
+            "--npy needs --step N and --event KIND (and --layer, --name, --field "
+            "to pick one array), e.g. --step 40 --event parameters_updated "
+            "--layer 2 --name W --field after."
+        )
+        raise GlassnetError(msg)
+    with Session(args.file) as session:
+        # Check everything before writing anything.
+        jobs: list[tuple[str, Path]] = []
+        if args.csv:
+            jobs.append(("csv", _export_path(args.csv, metrics_file_name(session))))
+        event = None
+        if args.npy:
+            event = find_event(session, args.step, args.event, args.layer, args.name)
+            field = array_field(event, args.field)
+            name = array_file_name(session, event, field)
+            jobs.append(("npy", _export_path(args.npy, name)))
+        step = session.last_step if args.step is None else args.step
+        if args.notebook:
+            name = notebook_file_name(session, step)
+            jobs.append(("notebook", _export_path(args.notebook, name)))
+        for _, path in jobs:
+            if path.exists() and not args.overwrite:
+                msg = (
+                    f"{path} already exists; choose another path, or add --overwrite "
+                    "to replace it."
+                )
+                raise GlassnetError(msg)
+        for kind, path in jobs:
+            if kind == "csv":
+                write_metrics_csv(session, path)
+            elif kind == "npy" and event is not None:
+                write_array(session, path, event, args.field)
+            else:
+                write_notebook(session, path, step)
+            print(f"Saved {path}")
+    return 0
+
+
+def _export_path(out: str, default_name: str) -> Path:
+    """Return ``out``, or ``out/default_name`` when ``out`` is a folder.
+
+    ``out`` ending in ``/`` names a folder, created if missing.
+    """
+    path = Path(out)
+    if out.endswith("/") and not path.is_dir():
+        path.mkdir(parents=True)
+        print(f"Created the folder {path}")
+    return path / default_name if path.is_dir() else path
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     for info in DATASETS.values():
         kind = "generated" if info.synthetic else "real"
@@ -549,6 +615,44 @@ def _parser() -> argparse.ArgumentParser:
         help="open a browser tab on the app",
     )
     srv.set_defaults(func=_cmd_serve)
+
+    exp = sub.add_parser(
+        "export",
+        help="export metrics to CSV, a recorded array to .npy, or a notebook",
+        description="Export from a session file. OUT may be an existing folder: "
+        "the file is then named after the session and step.",
+    )
+    exp.add_argument("file")
+    exp.add_argument("--csv", metavar="OUT", help="every step's metrics, as CSV")
+    exp.add_argument(
+        "--npy", metavar="OUT", help="one recorded array (pick it with the flags below)"
+    )
+    exp.add_argument(
+        "--notebook", metavar="OUT", help="a Jupyter notebook with the main plots"
+    )
+    exp.add_argument(
+        "--step", type=int, help="the step, from 0 (notebook default: the last)"
+    )
+    exp.add_argument(
+        "--event",
+        metavar="KIND",
+        help="event kind, as `glassnet events` prints it, e.g. parameters_updated",
+    )
+    exp.add_argument(
+        "--layer",
+        type=int,
+        help="layer counted from 1, as in the app (`glassnet events` prints it from 0)",
+    )
+    exp.add_argument(
+        "--name", help="gradient or parameter name: dW, db, dz, da_prev, dy_hat, W, b"
+    )
+    exp.add_argument(
+        "--field",
+        help="the event's array, e.g. z, a, W, after, before, grad, state.m "
+        "(default: a gradient's value)",
+    )
+    exp.add_argument("--overwrite", action="store_true")
+    exp.set_defaults(func=_cmd_export)
 
     ds = sub.add_parser("datasets", help="list the built-in datasets")
     ds.set_defaults(func=_cmd_datasets)

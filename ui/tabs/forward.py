@@ -14,6 +14,7 @@ import panel as pn
 from engine import events as ev
 from ui import explain
 from ui.diagram import NetworkDiagram
+from ui.export import ArrayDownload
 from ui.state import describe_operation
 from ui.tabs.base import Tab
 
@@ -24,6 +25,13 @@ MAX_NUMBERS = 240
 larger ones are drawn as an image, one colored square per weight."""
 MAX_VECTOR_NUMBERS = 32
 """Longest vector whose numbers are printed in its cells."""
+FORWARD_KINDS = (
+    "batch_sampled",
+    "weighted_sum_computed",
+    "activation_computed",
+    "dropout_applied",
+)
+"""The events whose arrays the tab offers for download."""
 
 _CSS = """
 table { border-collapse: collapse; font-size: 12px; margin: 2px 0; }
@@ -257,10 +265,13 @@ class ForwardTab(Tab):
         self.expansion_pane = pn.pane.HTML("", **text)
         self.values_pane = pn.pane.HTML("", **text)
         self.diagram = NetworkDiagram(state=self.state, mode="session", highlight=True)
+        # Any forward array of the step (whole batch), as a .npy file.
+        self.array_download = ArrayDownload(state=self.state, kinds=list(FORWARD_KINDS))
         self._layout = pn.Column(
             self.help_pane,
             self.status,
             pn.Row(self.sample_input, self.layer_select, self.neuron_input),
+            self.array_download,
             self.sample_pane,
             self.diagram,
             self.layers_pane,
@@ -301,6 +312,7 @@ class ForwardTab(Tab):
 
     def _update(self) -> None:
         self._layers = gather_layers(self.state.events)
+        self.array_download.update()
         if self.state.session is None or not self._layers:
             self._update_empty()
             return

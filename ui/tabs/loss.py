@@ -134,7 +134,7 @@ class LossTab(Tab):
             title="Loss of each sample",
             x_axis_label="sample",
             y_axis_label="loss",
-            tools="pan,wheel_zoom,box_zoom,reset",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
             sizing_mode="stretch_width",
         )
         self.bar_figure.vbar(
@@ -152,7 +152,7 @@ class LossTab(Tab):
             title="Prediction against target",
             x_axis_label="target y",
             y_axis_label="prediction y_hat",
-            tools="pan,wheel_zoom,box_zoom,reset",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
         )
         self.scatter_figure.scatter(
             "y", "y_hat", source=self.points, size=6, alpha=0.6, color=_BAR
@@ -171,7 +171,7 @@ class LossTab(Tab):
             title="Loss over the run",
             x_axis_label="step",
             y_axis_label="loss",
-            tools="pan,wheel_zoom,box_zoom,reset",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
             sizing_mode="stretch_width",
         )
         self.curve_figure.line(

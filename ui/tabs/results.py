@@ -15,6 +15,7 @@ from bokeh.palettes import Blues256, RdBu11
 
 from engine.network import forward
 from ui import metrics
+from ui.export import session_downloads
 from ui.plots import (
     TABLE_CSS,
     class_colors,
@@ -100,6 +101,8 @@ class ResultsTab(Tab):
 
         self._layout = pn.Column(
             self._help,
+            # The run's metrics (CSV) and a notebook of its plots, to download.
+            session_downloads(self.state),
             self._summary,
             self._tables,
             self._confusion_row,

@@ -21,6 +21,7 @@ from engine.optimizers import OPTIMIZERS
 from sessions import Session, SessionError
 from sessions.initial import normalize_initial_values
 from ui import explain
+from ui.export import ArrayDownload
 from ui.metrics import decimate
 from ui.tabs.base import Tab
 from ui.tabs.forward import heat_grid
@@ -313,7 +314,7 @@ class TrainingTab(Tab):
             title="Loss per step",
             x_axis_label="step",
             y_axis_label="loss",
-            tools="pan,wheel_zoom,box_zoom,reset",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
         )
         self.curve_figure.line(
             "step", "loss", source=self.curve_source, line_width=1.5, color="#4c78a8"
@@ -339,6 +340,10 @@ class TrainingTab(Tab):
         for w in (self.pick_layer, self.pick_param, self.pick_i, self.pick_j):
             w.param.watch(self._on_pick_change, "value")
         self.update_pane = pn.pane.HTML("", **text)
+        # Any gradient or update of the step (whole arrays), as a .npy file.
+        self.array_download = ArrayDownload(
+            state=self.state, kinds=["gradient_computed", "parameters_updated"]
+        )
 
         self._optimizer_row = pn.Row(
             self.momentum, self.rho, self.beta1, self.beta2, self.eps
@@ -362,6 +367,7 @@ class TrainingTab(Tab):
             self.curve_pane,
             pn.pane.HTML("<h3>Gradients at the cursor step</h3>", **text),
             self.gradients,
+            self.array_download,
             pn.pane.HTML("<h3>One parameter's update, written out</h3>", **text),
             pn.Row(self.pick_layer, self.pick_param, self.pick_i, self.pick_j),
             self.update_pane,
@@ -621,6 +627,7 @@ class TrainingTab(Tab):
         self.cursor_line.location = self.state.step
         self._follow_operation()
         self._update_gradients()
+        self.array_download.update()
         self._update_expansion()
 
     def _follow_operation(self) -> None:
