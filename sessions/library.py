@@ -8,8 +8,11 @@ be read is listed as damaged, with the reason.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,9 +23,11 @@ from sessions.schema import check_schema
 from sessions.state import decode_event
 
 __all__ = [
+    "AccessError",
     "MAX_DESCRIPTION_CHARS",
     "MAX_TITLE_CHARS",
     "SUFFIX",
+    "SessionFolder",
     "SessionInfo",
     "check_name",
     "describe_session",
@@ -38,8 +43,13 @@ SUFFIX = ".session"
 MAX_TITLE_CHARS = 200
 MAX_DESCRIPTION_CHARS = 5000
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,119}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,119}", re.ASCII)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class AccessError(SessionError):
+    """Raised when a user asks for a file outside their folders or to change one
+    they may only read."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ def check_name(name: str) -> str:
     if (
         not isinstance(name, str)
         or ".." in name
-        or not _NAME.match(name)
+        or not _NAME.fullmatch(name)
         or not name.endswith(SUFFIX)
     ):
         msg = (
@@ -213,6 +223,160 @@ def set_title(
         con.close()
     logger.info("Set the title of %s to %r", path, title)
     return describe_session(path)
+
+
+@dataclass(frozen=True)
+class SessionFolder:
+    """A folder of session files, and whether its user may change it.
+
+    Every file is reached by a plain name (:func:`check_name`) and must be a
+    regular file directly inside the folder: links and names that lead
+    elsewhere are refused, whatever the caller shows or hides.
+
+    ``label`` names the folder in messages ("the library", "your workspace",
+    "the class library").
+    """
+
+    path: Path
+    writable: bool = True
+    label: str = "the library"
+
+    def sessions(self) -> list[SessionInfo]:
+        """Return the folder's session files, newest first."""
+        return list_sessions(self.path)
+
+    def file(self, name: str) -> Path:
+        """Return the session file ``name`` of this folder, or raise.
+
+        Raises
+        ------
+        SessionError
+            If ``name`` is not a plain session file name.
+        AccessError
+            If there is no regular file of that name directly in the folder
+            (a link, a folder, or a missing file).
+        """
+        check_name(name)
+        path = self.path / name
+        if not self.contains(path) or not path.is_file():
+            msg = f"There is no session {name!r} in {self.label}; pick one there."
+            raise AccessError(msg)
+        return path
+
+    def contains(self, path: str | Path) -> bool:
+        """Return whether ``path`` is a file name directly inside this folder.
+
+        A link is never inside (even one pointing back into the folder).
+        """
+        path = Path(path)
+        try:
+            return (
+                not path.is_symlink()
+                and path.resolve().parent == self.path.resolve()
+                and not self.path.is_symlink()
+            )
+        except (OSError, RuntimeError):
+            return False
+
+    def require_writable(self, action: str) -> None:
+        """Raise :class:`AccessError` (naming ``action``) if the folder is read-only."""
+        if not self.writable:
+            msg = (
+                f"You cannot {action} {self.label}: it is read-only for you. "
+                "Keep your own copy in your workspace instead."
+            )
+            raise AccessError(msg)
+
+    def set_title(
+        self, name: str, title: str, description: str | None = None
+    ) -> SessionInfo:
+        """Write a title (and description) into the file ``name``; see set_title."""
+        self.require_writable("change titles in")
+        return set_title(self.file(name), title, description)
+
+    def keep(
+        self,
+        name: str,
+        write: Callable[[Path], None],
+        check: Callable[[Path], None],
+    ) -> Path:
+        """Create the new file ``name``: ``write`` it, ``check`` it, then place it.
+
+        ``write(tmp)`` fills a temporary file inside the folder and
+        ``check(tmp)`` raises :class:`SessionError` if it must not be kept;
+        only then does the file appear under ``name``.  An existing name is
+        never replaced, even one that appears while writing.
+
+        Raises
+        ------
+        SessionError
+            If the name is not plain or taken, or ``check`` refuses the file.
+        AccessError
+            If the folder is read-only.
+        """
+        self.require_writable("add files to")
+        check_name(name)
+        target = self.path / name
+        taken = f"{name} is already in {self.label}; rename the file and try again."
+        if target.exists() or target.is_symlink():
+            raise SessionError(taken)
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".new-", suffix=".tmp", dir=self.path)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            write(tmp)
+            check(tmp)
+            # NOTE: link() fails if the name appeared meanwhile, unlike rename().
+            os.link(tmp, target)
+        except FileExistsError:
+            raise SessionError(taken) from None
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                leftover.unlink(missing_ok=True)
+        logger.info("Added %s to %s", name, self.path)
+        return target
+
+    def add_copy(self, source: str | Path, name: str) -> Path:
+        """Copy the readable session file ``source`` into this folder as ``name``.
+
+        The copy is made with SQLite's backup, so it holds whatever the
+        source's write-ahead log still keeps.  A run still being recorded is
+        refused.
+
+        Raises
+        ------
+        SessionError
+            If ``source`` is damaged or still recording, or ``name`` is taken.
+        AccessError
+            If the folder is read-only.
+        """
+        source = Path(source)
+        info = describe_session(source)
+        if info.damaged:
+            raise SessionFormatError(info.damaged)
+        if info.status == "incomplete":
+            msg = f"{source.name} is still being recorded; copy it once its run ends."
+            raise SessionError(msg)
+
+        def write(tmp: Path) -> None:
+            src = _connect(source, writable=False)
+            dst = sqlite3.connect(tmp)
+            try:
+                src.backup(dst)
+            except sqlite3.DatabaseError as err:
+                raise SessionError(f"Could not copy {source.name} ({err}).") from err
+            finally:
+                dst.close()
+                src.close()
+
+        def check(tmp: Path) -> None:
+            copied = describe_session(tmp)
+            if copied.damaged:
+                text = copied.damaged.replace(tmp.name, name)
+                raise SessionFormatError(f"{name} was not copied: {text}")
+
+        return self.keep(name, write, check)
 
 
 def _connect(path: Path, *, writable: bool) -> sqlite3.Connection:

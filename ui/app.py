@@ -5,7 +5,9 @@ Serve it with ``glassnet serve`` or ``panel serve ui/app.py
 :data:`ui.upload.WEBSOCKET_MAX_MESSAGE_BYTES`).  The folder of
 session files comes from ``GLASSNET_SESSIONS`` (default ``runs``); the app
 opens the demo session there, recording it first if it is missing.  The URL
-carries ``session``, ``step``, ``op`` and ``tab`` (see the README).
+carries ``session``, ``step``, ``op`` and ``tab`` (see the README).  Served
+to a class (``glassnet serve --users``/``--oauth-provider``), each signed-in
+person gets their own workspace and the class library (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 import holoviews as hv
 import panel as pn
 
+from sessions import SessionError
+from sessions.workspace import ClassAccess, Workspace
 from ui.cursor import CursorControls
 from ui.export import PlotFileNames
 from ui.library import SessionLibrary
@@ -47,6 +51,8 @@ _MESSAGE_CSS = """
 _TITLE_CSS = """
 .glassnet-title-text { font-size: 1.3em; color: white; overflow-wrap: anywhere;
   display: block; max-height: 2.6em; overflow: hidden; }
+.glassnet-user { color: white; white-space: nowrap; }
+.glassnet-user a { color: white; margin-left: 0.8em; }
 """
 
 # An absolute path ("/srv/runs/a.session"): everything up to the file name.
@@ -79,13 +85,21 @@ class App:
     """One user's app: the state, the controls, the tabs and their wiring.
 
     Built once per browser session by :func:`create_app`; ``template`` is
-    what is served.
+    what is served.  ``sessions_dir`` is one folder (one person, no
+    accounts) or a signed-in user's :class:`~sessions.workspace.Workspace`.
     """
 
-    def __init__(self, sessions_dir: Path, session: str | Path | None) -> None:
-        self.state = state = AppState(sessions_dir=str(sessions_dir))
+    def __init__(
+        self, sessions_dir: Path | Workspace, session: str | Path | None
+    ) -> None:
+        if isinstance(sessions_dir, Workspace):
+            workspace = sessions_dir
+        else:
+            workspace = Workspace.single(sessions_dir)
+        self.workspace = workspace
+        self.state = state = AppState(sessions_dir=str(workspace.own.path))
         self.cursor = CursorControls(state=state)
-        self.library = SessionLibrary(state=state)
+        self.library = SessionLibrary(state=state, workspace=workspace)
         self._follow: Any = None
 
         self.title = pn.pane.HTML(
@@ -93,6 +107,15 @@ class App:
             css_classes=["glassnet-title"],
             stylesheets=[_TITLE_CSS],
         )
+        header: list[Any] = [self.title]
+        if workspace.user is not None:
+            user = workspace.user
+            self.user_label = pn.pane.HTML(
+                f"<span class='glassnet-user'>{html.escape(user.name)} "
+                f"({user.role}) <a href='./logout'>Sign out</a></span>",
+                stylesheets=[_TITLE_CSS],
+            )
+            header.append(self.user_label)
         self.message = pn.pane.HTML(
             "", sizing_mode="stretch_width", stylesheets=[_MESSAGE_CSS]
         )
@@ -115,14 +138,17 @@ class App:
         self.library.param.watch(self._update_title, "revision")
         self.dismiss.on_click(self._on_dismiss_click)
 
-        state.open(session if session is not None else ensure_demo(sessions_dir))
+        if session is None:
+            session = _first_session(workspace)
+        if session is not None:
+            state.open(session)
         self.library.refresh()
         self._update_title()
         self._update_message()
 
         self.template = pn.template.BootstrapTemplate(
             title="glassnet",
-            header=[self.title],
+            header=header,
             sidebar=[self.library],
             main=[self.message_row, self.cursor, self.tabs],
             sidebar_width=340,
@@ -211,16 +237,48 @@ class App:
 
 
 def create_app(
-    sessions_dir: str | Path | None = None, session: str | Path | None = None
+    sessions_dir: str | Path | None = None,
+    session: str | Path | None = None,
+    *,
+    access: ClassAccess | None = None,
 ) -> pn.viewable.Viewable:
     """Build one user's app on its own :class:`AppState`.
 
     ``session`` is the file to open first (default: the demo session, which
-    is recorded into ``sessions_dir`` if missing).
+    is recorded into ``sessions_dir`` if missing).  With ``access`` (a class
+    served with accounts), the signed-in user (``pn.state.user``) gets their
+    workspace and the class library instead, and ``sessions_dir`` is unused.
     """
+    if access is not None:
+        try:
+            workspace = access.workspace(pn.state.user)
+        except SessionError as err:
+            logger.warning("Refused a browser session: %s", err)
+            return _refusal(str(err))
+        return App(workspace, session).template
     folder = Path(sessions_dir or os.environ.get("GLASSNET_SESSIONS", "runs"))
     folder.mkdir(parents=True, exist_ok=True)
     return App(folder, session).template
+
+
+def _first_session(workspace: Workspace) -> Path | None:
+    """Return the session to show first: the demo, from the library if there is one."""
+    if workspace.library is None:
+        return ensure_demo(workspace.own.path)
+    demo = workspace.library.path / DEMO_NAME
+    return demo if workspace.library.contains(demo) and demo.is_file() else None
+
+
+def _refusal(text: str) -> pn.viewable.Viewable:
+    """Return the page shown instead of the app to someone who may not use it."""
+    return pn.Column(
+        pn.pane.HTML("<h2>glassnet</h2>"),
+        pn.pane.HTML(
+            f"<div class='glassnet-message' role='alert'>{html.escape(text)}</div>",
+            stylesheets=[_MESSAGE_CSS],
+        ),
+        pn.pane.HTML("<a href='./logout'>Sign out</a>"),
+    )
 
 
 if __name__.startswith("bokeh"):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +36,8 @@ from sessions.export import (
     write_metrics_csv,
     write_notebook,
 )
+from sessions.users import add_user, check_user_name, read_users, remove_user
+from sessions.workspace import LIBRARY_DIR, USERS_DIR, ClassAccess, class_folder
 
 __all__ = ["DEFAULT_LR", "build_run", "main"]
 
@@ -275,15 +280,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise GlassnetError(f"--port takes 1 to 65535; got {args.port}.")
     folder = Path(args.sessions)
     folder.mkdir(parents=True, exist_ok=True)
-    ensure_demo(folder)
+    auth = _serve_auth(args, folder)
+    if auth["access"] is None:
+        ensure_demo(folder)
+    else:
+        class_folder(folder, USERS_DIR)
+        ensure_demo(class_folder(folder, LIBRARY_DIR))
     host = "localhost" if args.address in ("0.0.0.0", "::") else args.address
     origins = [f"{host}:{args.port}", f"{args.address}:{args.port}"]
     if args.address in ("127.0.0.1", "localhost"):
         origins += [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
+    origins += args.allow_websocket_origin or []
     print(f"glassnet app on http://{host}:{args.port}/app (Ctrl+C stops it)")
+    if auth["access"] is not None:
+        print(f"  {auth['how']}; workspaces in {folder / USERS_DIR}, class library "
+              f"in {folder / LIBRARY_DIR}")  # fmt: skip
     sys.stdout.flush()
+    access = auth.pop("access")
+    auth.pop("how")
     pn.serve(
-        {"app": lambda: create_app(folder)},
+        {"app": lambda: create_app(folder, access=access)},
         port=args.port,
         address=args.address,
         websocket_origin=sorted(set(origins)),
@@ -292,8 +308,101 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         liveness=True,
         # An upload travels as one base64 message: room for the largest accepted.
         websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
+        **auth,
     )
     return 0
+
+
+def _serve_auth(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """Return the sign-in settings of ``serve``'s flags, as ``pn.serve`` takes them.
+
+    ``access`` is None without accounts (one person, one folder); ``how``
+    says how people sign in.
+    """
+    # NOTE: imported here so that the other commands start without Panel.
+    from ui.auth import PasswordAuthProvider, new_secret
+
+    instructors = frozenset(
+        check_user_name(n) for n in (args.instructors or "").split(",") if n.strip()
+    )
+    if args.users and args.oauth_provider:
+        msg = "Give either --users (passwords) or --oauth-provider, not both."
+        raise GlassnetError(msg)
+    if instructors and not (args.users or args.oauth_provider):
+        msg = "--instructors needs accounts: add --users FILE or --oauth-provider."
+        raise GlassnetError(msg)
+    if not (args.users or args.oauth_provider):
+        return {"access": None, "how": ""}
+    # NOTE: a secret made here signs cookies until the server stops; set
+    # PANEL_COOKIE_SECRET to keep people signed in across restarts.
+    secret = args.cookie_secret or os.environ.get("PANEL_COOKIE_SECRET") or ""
+    settings: dict[str, Any] = {"cookie_secret": secret or new_secret()}
+    if args.users:
+        users = Path(args.users)
+        if not read_users(users):
+            msg = (
+                f"{users} holds no accounts; add some with glassnet users add NAME "
+                f"--file {users}."
+            )
+            raise GlassnetError(msg)
+        access = ClassAccess(root.resolve(), users.resolve(), instructors)
+        settings["auth_provider"] = PasswordAuthProvider(users.resolve())
+        how = f"sign-in with the passwords of {users}"
+    else:
+        access = ClassAccess(root.resolve(), None, instructors)
+        settings["oauth_provider"] = args.oauth_provider
+        for key in ("oauth_key", "oauth_secret", "oauth_redirect_uri"):
+            if getattr(args, key):
+                settings[key] = getattr(args, key)
+        if args.oauth_extra_params:
+            settings["oauth_extra_params"] = _json_object(
+                args.oauth_extra_params, "--oauth-extra-params"
+            )
+        if args.oauth_encryption_key:
+            settings["oauth_encryption_key"] = args.oauth_encryption_key
+        how = f"sign-in through {args.oauth_provider}"
+    return {"access": access, "how": how, **settings}
+
+
+def _json_object(text: str, flag: str) -> dict[str, Any]:
+    """Return the JSON object ``text`` of ``flag``, or raise a clear error."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise GlassnetError(f"{flag} takes a JSON object; {err}.") from None
+    if not isinstance(value, dict):
+        raise GlassnetError(f'{flag} takes a JSON object like {{"tenant": "..."}}.')
+    return value
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if args.action == "list":
+        accounts = read_users(path)
+        if not accounts:
+            print(f"{path} holds no accounts.")
+        for name, entry in sorted(accounts.items()):
+            print(f"{name:30} {entry['role']}")
+        return 0
+    if args.action == "remove":
+        remove_user(path, args.name)
+        print(f"Removed {check_user_name(args.name)} from {path}; their workspace "
+              "folder stays on disk.")  # fmt: skip
+        return 0
+    password = _read_password(args.password_stdin)
+    user = add_user(path, args.name, password, instructor=args.instructor)
+    print(f"Saved {user.name} ({user.role}) in {path}.")
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    """Return a new password: one line of standard input, or typed twice."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise GlassnetError("The two passwords differ; run the command again.")
+    return first
 
 
 # -- inspecting ----------------------------------------------------------------
@@ -604,7 +713,11 @@ def _parser() -> argparse.ArgumentParser:
 
     srv = sub.add_parser("serve", help="open the app in a browser")
     srv.add_argument(
-        "--sessions", default="runs", metavar="DIR", help="folder of session files"
+        "--sessions",
+        default="runs",
+        metavar="DIR",
+        help="folder of session files (with accounts: the class folder, holding "
+        "users/NAME/ and library/)",
     )
     srv.add_argument("--port", type=int, default=5006)
     srv.add_argument("--address", default="127.0.0.1", help="address to listen on")
@@ -614,7 +727,68 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="open a browser tab on the app",
     )
+    srv.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="another address browsers reach the app by (e.g. behind a proxy: "
+        "glassnet.school.edu); repeatable",
+    )
+    auth = srv.add_argument_group("accounts (see docs/deploy.md)")
+    auth.add_argument(
+        "--users", metavar="FILE", help="sign in with the passwords of this users file"
+    )
+    auth.add_argument(
+        "--oauth-provider",
+        metavar="NAME",
+        help="sign in through Panel's OAuth provider NAME (github, google, azure, "
+        "gitlab, okta, generic, ...)",
+    )
+    auth.add_argument("--oauth-key", help="OAuth client id (or PANEL_OAUTH_KEY)")
+    auth.add_argument(
+        "--oauth-secret", help="OAuth client secret (better: PANEL_OAUTH_SECRET)"
+    )
+    auth.add_argument("--oauth-redirect-uri", help="the app's address after sign-in")
+    auth.add_argument(
+        "--oauth-extra-params", metavar="JSON", help="provider settings, a JSON object"
+    )
+    auth.add_argument(
+        "--oauth-encryption-key", help="key that encrypts OAuth tokens in cookies"
+    )
+    auth.add_argument(
+        "--cookie-secret",
+        help="secret that signs sign-in cookies (default: PANEL_COOKIE_SECRET, or a "
+        "new one at each start)",
+    )
+    auth.add_argument(
+        "--instructors",
+        metavar="NAMES",
+        help="comma-separated user names who may change the class library",
+    )
     srv.set_defaults(func=_cmd_serve)
+
+    usr = sub.add_parser("users", help="manage the accounts of a class")
+    usr_sub = usr.add_subparsers(metavar="ACTION", dest="action", required=True)
+    usr_add = usr_sub.add_parser(
+        "add", help="add a user, or give one a new password and role"
+    )
+    usr_add.add_argument("name", help="user name: lower-case letters, digits, ._-+@")
+    usr_add.add_argument(
+        "--instructor", action="store_true", help="may change the class library"
+    )
+    usr_add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from one line of standard input",
+    )
+    usr_remove = usr_sub.add_parser("remove", help="remove a user")
+    usr_remove.add_argument("name")
+    usr_list = usr_sub.add_parser("list", help="list the users and their roles")
+    for action in (usr_add, usr_remove, usr_list):
+        action.add_argument(
+            "--file", default="users.json", help="users file (default users.json)"
+        )
+    usr.set_defaults(func=_cmd_users)
 
     exp = sub.add_parser(
         "export",

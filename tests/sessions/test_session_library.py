@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import TrainingConfig
-from engine.network import LayerSpec, NetworkSpec
-from sessions import Session, SessionError, record
-from sessions.datasets import load_dataset
+from sessions import Session, SessionError
 from sessions.library import (
     MAX_TITLE_CHARS,
     check_name,
@@ -19,19 +16,6 @@ from sessions.library import (
     list_sessions,
     set_title,
 )
-
-
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Record a tiny run (xor, 2-4-1, 3 epochs) and return its file."""
-    path = tmp_path_factory.mktemp("lib") / "tiny.session"
-    data = load_dataset("xor", n_samples=40, seed=0)
-    spec = NetworkSpec(2, (LayerSpec(4, "tanh"), LayerSpec(1, "sigmoid")))
-    config = TrainingConfig(
-        loss="bce", optimizer="sgd", lr=0.1, epochs=3, batch_size=16, seed=0
-    )
-    record(spec, config, data, path, title="Tiny <xor>", description="first")
-    return path
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from sessions import Session, SessionError, record, recorder
+from sessions.users import User
+from sessions.workspace import Workspace, class_folder
 from ui.library import MAX_UPLOAD_BYTES, SessionLibrary, keep_upload
 from ui.state import AppState
 
@@ -102,7 +104,7 @@ def test_upload_through_the_widget_keeps_and_opens_the_file(
     assert (folder / "shared.session").read_bytes() == content
     assert library.state.session.path == folder / "shared.session"
     assert any("shared.session" in t for t in _texts(library))
-    assert not list(folder.glob(".upload-*"))
+    assert not list(folder.glob(".new-*"))
 
 
 @pytest.mark.parametrize(
@@ -236,5 +238,101 @@ def test_a_session_changed_after_recording_is_not_kept(
     text = str(info.value)
     assert text.startswith("changed.session was not kept: Step 0 of changed.session")
     assert "the file was changed after recording or is damaged" in text
-    assert str(folder) not in text and ".upload-" not in text
+    assert str(folder) not in text and ".new-" not in text
     assert not (folder / "changed.session").exists()
+
+
+# -- served to a class: a workspace and the class library ----------------------
+
+
+@pytest.fixture
+def class_root(tmp_path: Path, demo_dir: Path) -> Path:
+    """A class folder: the demo in the library, alice's own run in her workspace."""
+    root = tmp_path / "class"
+    shutil.copy(
+        demo_dir / "demo.session", class_folder(root, "library") / "demo.session"
+    )
+    own = class_folder(root, "users", "alice")
+    shutil.copy(demo_dir / "demo.session", own / "mine.session")
+    return root
+
+
+def _class_library(root: Path, user: User) -> SessionLibrary:
+    workspace = Workspace.for_user(root, user)
+    state = AppState(sessions_dir=str(workspace.own.path))
+    return SessionLibrary(state=state, workspace=workspace)
+
+
+def test_a_student_sees_their_workspace_and_the_library_read_only(
+    class_root: Path,
+) -> None:
+    library = _class_library(class_root, User("alice"))
+    assert [r[0].object for r in library.items][0].count("mine.session") == 1
+    assert len(library.items) == 1 and len(library.library_items) == 1
+    assert "demo.session" in library.library_items[0][0].object
+    layout_widgets = list(library.__panel__())
+    assert library.publish_button not in layout_widgets
+    assert any("(read-only)" in getattr(w, "object", "") for w in layout_widgets)
+
+    demo = class_root / "library" / "demo.session"
+    before = demo.read_bytes()
+    library.library_items[0][1].clicks += 1  # Open
+    assert library.state.session.path == demo.resolve()
+    assert library.save_button.disabled and library.title_input.disabled
+    assert library.read_only_note.visible
+    # The server refuses even if the button's click arrives anyway.
+    library.save_button.clicks += 1
+    assert "read-only for you" in library.state.message
+    assert library.save_title("Mine now", None) is False
+    assert library.publish("copy.session") is False
+    assert "read-only for you" in library.state.message
+    assert demo.read_bytes() == before
+    assert [p.name for p in demo.parent.glob("*.session")] == ["demo.session"]
+
+
+def test_a_student_uploads_into_their_own_workspace(
+    class_root: Path, demo_dir: Path
+) -> None:
+    library = _class_library(class_root, User("alice"))
+    library.upload.param.update(
+        filename="up.session", value=(demo_dir / "demo.session").read_bytes()
+    )
+    own = class_root / "users" / "alice"
+    assert (own / "up.session").is_file()
+    assert not (class_root / "library" / "up.session").exists()
+    assert library.state.session.path == own / "up.session"
+    assert not library.save_button.disabled  # her own file: she may retitle it
+    assert library.save_title("My upload", None)
+
+
+def test_students_never_see_each_others_sessions(class_root: Path) -> None:
+    bob = _class_library(class_root, User("bob"))
+    texts = [r[0].object for r in bob.items]
+    assert texts == ["<i>No session files in this folder yet.</i>"]
+    assert bob.open("mine.session") is False
+    assert bob.state.session is None
+
+
+def test_an_instructor_copies_the_open_session_into_the_library(
+    class_root: Path, demo_dir: Path
+) -> None:
+    library = _class_library(class_root, User("teacher", instructor=True))
+    assert library.publish_button in list(library.__panel__())
+    own = class_root / "users" / "teacher"
+    shutil.copy(demo_dir / "demo.session", own / "lesson.session")
+    library.refresh()
+    assert library.open("lesson.session")
+    assert library.publish_name.value == "lesson.session"
+    library.publish_name.value = "lesson-1.session"
+    library.publish_button.clicks += 1
+    assert (class_root / "library" / "lesson-1.session").is_file()
+    assert any("lesson-1.session" in r[0].object for r in library.library_items)
+    # Instructors may retitle library sessions.
+    assert library.open("lesson-1.session", library=True)
+    assert not library.save_button.disabled
+    assert library.save_title("Lesson 1", "for everyone")
+    with Session(class_root / "library" / "lesson-1.session") as session:
+        assert session.title == "Lesson 1"
+    library.publish_name.value = "../escape.session"
+    library.publish_button.clicks += 1
+    assert "not a session file name" in library.state.message
