@@ -184,7 +184,9 @@ def _entry_name(entry: Any, what: str) -> str:
 
 def _read_array(entry: dict[str, Any], data: memoryview, what: str) -> np.ndarray:
     where = f"{what}, array {entry['name']!r}"
-    dtype = _DTYPES.get(entry.get("dtype"))  # type: ignore[arg-type]
+    name = entry.get("dtype")
+    # A dtype that is not text (a list, a dict) is unknown, not unhashable.
+    dtype = _DTYPES.get(name) if isinstance(name, str) else None
     if dtype is None:
         raise SessionFormatError(
             f"{where} has dtype {entry.get('dtype')!r}; only {sorted(_DTYPES)} "
