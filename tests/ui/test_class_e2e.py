@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +32,12 @@ from ui.served import free_port
 pytestmark = pytest.mark.ui
 
 ROOT = Path(__file__).resolve().parents[2]
-PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-22", "teacher": "teach-pass-3"}
+PASSWORDS = {
+    "alice": "alice-pass-1",
+    "bob": "bob-pass-22",
+    "carol": "carol-pass-4",
+    "teacher": "teach-pass-3",
+}
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +121,32 @@ def test_a_wrong_password_stays_on_the_sign_in_page(
     expect(page.locator(".error")).to_have_text("Wrong user name or password.")
     assert "/login" in page.url
     page.context.close()
+
+
+def _post_sign_in(url: str, name: str, password: str) -> str:
+    """Post the sign-in form without a browser; return where it redirects to."""
+    login = url.rsplit("/", 1)[0] + "/login"
+    data = urllib.parse.urlencode({"username": name, "password": password}).encode()
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        opener.open(login, data=data, timeout=30)
+    except urllib.error.HTTPError as err:
+        return str(err.headers["Location"])
+    raise AssertionError("the sign-in form did not redirect")
+
+
+def test_repeated_wrong_passwords_are_throttled(classroom: tuple[str, Path]) -> None:
+    url, _ = classroom
+    for _ in range(10):
+        assert "Wrong+user+name" in _post_sign_in(url, "carol", "guess-guess")
+    # Now even the right password waits, for this name from this address.
+    assert "Too+many" in _post_sign_in(url, "carol", PASSWORDS["carol"])
+    assert "Too+many" not in _post_sign_in(url, "bob", "guess-guess")
 
 
 def test_a_student_sees_her_workspace_and_a_read_only_library(
