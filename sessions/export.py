@@ -100,8 +100,10 @@ def metrics_frame(session: Session) -> pd.DataFrame:
     Columns: ``step`` (from 0), ``epoch`` (from 1), ``loss``, ``data_loss``,
     ``grad_norm_layer<L>`` and ``update_ratio_layer<L>`` for each layer L
     (from 1), then ``train_<metric>`` and ``test_<metric>`` (``loss``, and
-    ``accuracy`` for classification), filled on the last step of each epoch
-    (the metrics are measured after that step's update) and NaN elsewhere.
+    ``accuracy`` for classification) as recorded for each epoch, filled on
+    the epoch's last step and NaN elsewhere.  Test metrics are measured after
+    that step's update; training metrics follow the run's ``train_metrics``
+    setting (the mean over the epoch's batches, or a pass after the update).
     A diverged last step is not included (it has no summary).
     """
     series = session.series()
@@ -143,7 +145,8 @@ def metrics_csv(session: Session) -> str:
     head = (
         f"# glassnet per-step metrics of session {_one_line(session.title)!r} "
         f"(file {session.path.name}), steps 0 to {last}, status {session.status}; "
-        "layers counted from 1; train_/test_ metrics at epoch ends\n"
+        "layers counted from 1; train_/test_ metrics on each epoch's last step "
+        f"(train metrics: {session.config.train_metrics})\n"
     )
     out = io.StringIO()
     out.write(head)
@@ -201,6 +204,13 @@ def find_event(
         msg = (
             f"Step {step} is not in {session.path.name}; it has steps 0 to "
             f"{session.last_step}."
+        )
+        raise ExportError(msg)
+    if layer is not None and layer < 1:
+        msg = (
+            f"Layer {layer} does not exist: layers are counted from 1 here, as in "
+            f"the app (layer 1 is the first hidden layer; this network has layers "
+            f"1 to {len(session.spec.layers)})."
         )
         raise ExportError(msg)
     events = [e for e in session.step_events(step) if e.kind == kind]

@@ -455,6 +455,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
             "--layer 2 --name W --field after."
         )
         raise GlassnetError(msg)
+    picks = [f"--{k}" for k in ("event", "layer", "name", "field") if getattr(args, k)]
+    if picks and not args.npy:
+        msg = (
+            f"{picks[0]} picks the array of --npy; add --npy OUT, or leave "
+            f"{picks[0]} out."
+        )
+        raise GlassnetError(msg)
     with Session(args.file) as session:
         # Check everything before writing anything.
         jobs: list[tuple[str, Path]] = []

@@ -106,7 +106,7 @@ def test_metrics_csv_names_the_session_and_steps_in_a_comment_line(
     assert first.startswith("# glassnet per-step metrics of session ")
     # The title's line break does not break the comment line.
     assert "second line" in first and "moons run.session" in first
-    assert "steps 0 to 11" in first
+    assert "steps 0 to 11" in first and "(train metrics: batches)" in first
     assert second.startswith("step,epoch,loss,data_loss,grad_norm_layer1,")
 
 
@@ -210,6 +210,7 @@ def test_numbers_and_tuples_of_numbers_are_arrays_too(session: Session) -> None:
         ((3, "gradient_computed", 2), "4 gradient_computed events; choose one"),
         ((3, "gradient_computed", 2, "dW2"), "with layer 2, name dW2; it has: .*dW"),
         ((1, "epoch_completed"), "Step 1 has no epoch_completed event; it has: "),
+        ((1, "weighted_sum_computed", 0), "counted from 1 .* has layers 1 to 3"),
     ],
 )
 def test_find_event_names_what_the_step_has(

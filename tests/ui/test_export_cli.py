@@ -94,6 +94,7 @@ def test_export_notebook_defaults_to_the_last_step(
     [
         ([], "Say what to export: --csv OUT, --npy OUT and/or --notebook OUT"),
         (["--npy", "x.npy"], "--npy needs --step N and --event KIND"),
+        (["--csv", "m.csv", "--layer", "2"], "--layer picks the array of --npy; add"),
         (["--npy", "x.npy", "--step", "16", "--event", "loss_computed"], "Step 16 is"),
         (
             ["--npy", "x.npy", "--step", "2", "--event", "loss_computed"],
