@@ -199,14 +199,17 @@ class PlotFileNames:
             model = pane.object
             if model is None or not hasattr(model, "select"):
                 continue
-            for fig in model.select({"type": Plot}):
+            # NOTE: a figure's own toolbar, not Model.select: that walks every
+            # model the figure references (data sources too), 50 ms a tab.
+            plots = [model] if isinstance(model, Plot) else model.select({"type": Plot})
+            for fig in plots:
                 what = _slug(getattr(getattr(fig, "title", None), "text", "") or "")
                 if not what:
                     untitled += 1
                     what = f"{tab_name}_plot{untitled}"
                 name = f"{stem}_{what}.png"
-                for tool in fig.select({"type": SaveTool}):
-                    if tool.filename != name:
+                for tool in fig.toolbar.tools:
+                    if isinstance(tool, SaveTool) and tool.filename != name:
                         tool.filename = name
 
 
