@@ -30,7 +30,9 @@ from sessions.export import (
     npy_bytes,
     session_stem,
 )
+from ui.library import MAX_UPLOAD_BYTES
 from ui.state import AppState, describe_operation
+from ui.upload import size_message
 
 __all__ = ["ArrayDownload", "PlotFileNames", "download_button", "session_downloads"]
 
@@ -78,7 +80,12 @@ def download_button(
 
 
 def session_downloads(state: AppState) -> pn.Row:
-    """Return the buttons for the open session's metrics (CSV) and a notebook."""
+    """Return the buttons for the session's metrics (CSV), a notebook and the file.
+
+    The session file itself is offered once its run has ended (a file still
+    being written may keep its newest steps beside it) and up to the size the
+    app accepts as an upload.
+    """
 
     def csv() -> tuple[str, bytes]:
         session = _session(state)
@@ -90,9 +97,28 @@ def session_downloads(state: AppState) -> pn.Row:
         text = json.dumps(book, indent=1) + "\n"
         return notebook_file_name(session, state.step), text.encode("utf-8")
 
+    def session_file() -> tuple[str, bytes]:
+        session = _session(state)
+        name = session.path.name
+        if session.status == "incomplete":
+            msg = (
+                f"{name} is still being recorded (or its recording stopped without "
+                "an end); download it when the run has ended."
+            )
+            raise SessionError(msg)
+        size = session.path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            advice = "Copy it from the sessions folder instead."
+            raise SessionError(
+                size_message(name, size, MAX_UPLOAD_BYTES, "downloads", advice)
+            )
+        return name, session.path.read_bytes()
+
     return pn.Row(
         download_button("Metrics of every step (CSV)", csv, state, width=240),
         download_button("Notebook at this step (.ipynb)", ipynb, state, width=240),
+        # The notebook opens the session file: keep it beside the notebook.
+        download_button("Session file", session_file, state, width=160),
     )
 
 

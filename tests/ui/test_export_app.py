@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ def test_results_tab_downloads_the_metrics_and_a_notebook(session_file: Path) ->
     state = _state(session_file)
     tab = ResultsTab(state=state)
     state.go_to(4)
-    csv_button, notebook_button = tab._layout[1]
+    csv_button, notebook_button, file_button = tab._layout[1]
     data = csv_button.callback()
     assert csv_button.filename == "moons_metrics_steps0-7.csv"
     assert data.getvalue().decode("utf-8") == metrics_csv(state.session)
@@ -154,6 +155,28 @@ def test_results_tab_downloads_the_metrics_and_a_notebook(session_file: Path) ->
     assert notebook_button.filename == "moons_step4.ipynb"
     assert book["metadata"]["glassnet"] == {"session": "moons.session", "step": 4}
     assert 'SESSION_FILE = Path("moons.session")' in book["cells"][1]["source"]
+    # The session itself, to keep beside the notebook.
+    data = file_button.callback()
+    assert file_button.filename == "moons.session"
+    assert data.getvalue() == session_file.read_bytes()
+
+
+def test_session_file_download_waits_for_the_run_to_end(
+    session_file: Path, tmp_path: Path
+) -> None:
+    # A copy of a finished run, its end row removed: as if still recording.
+
+    live = tmp_path / "live.session"
+    live.write_bytes(session_file.read_bytes())
+    with sqlite3.connect(live) as con:
+        con.execute("DELETE FROM events WHERE kind = 'session_ended'")
+    con.close()
+    state = _state(live)
+    assert state.session.status == "incomplete"
+    file_button = ResultsTab(state=state)._layout[1][2]
+    with pytest.raises(SessionError):
+        file_button.callback()
+    assert "live.session is still being recorded" in state.message
 
 
 def test_a_download_without_a_session_says_so(session_file: Path) -> None:
