@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from engine import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
 from engine import events as ev
-from engine.config import TrainingConfig
+from engine.config import TRAIN_METRICS, TrainingConfig
 from engine.data import Dataset
 from engine.errors import GlassnetError
 from engine.network import LayerSpec, NetworkSpec
@@ -141,6 +141,7 @@ def build_run(args: argparse.Namespace) -> tuple[NetworkSpec, TrainingConfig, Da
         "batch_size": batch,
         "seed": args.seed,
         "l2": args.l2,
+        "train_metrics": args.train_metrics,
     }
     for key in ("momentum", "rho", "beta1", "beta2", "eps"):
         if getattr(args, key) is not None:
@@ -688,6 +689,13 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--epochs", type=int, default=30)
     rec.add_argument("--batch-size", help="samples per step, or 'full'")
     rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument(
+        "--train-metrics",
+        choices=TRAIN_METRICS,
+        default="batches",
+        help="an epoch's training metrics: the mean over its batches (free), or "
+        "one more pass over the training set after it (exact, slower)",
+    )
     rec.add_argument("--out", default="runs/session.session", help="session file")
     rec.add_argument("--title")
     rec.add_argument("--description")

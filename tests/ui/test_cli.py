@@ -119,11 +119,13 @@ def test_record_uses_the_flags_it_is_given(
             "--activation", "tanh", "--optimizer", "momentum", "--lr", "0.02",
             "--momentum", "0.8", "--l2", "0.001", "--dropout", "0.25", "--epochs", "2",
             "--batch-size", "full", "--seed", "7", "--title", "flags",
-            "--keyframe-interval", "3", "--out", str(out), "--quiet",
+            "--keyframe-interval", "3", "--train-metrics", "evaluation",
+            "--out", str(out), "--quiet",
         ],
     )  # fmt: skip
     assert result.code == 0, result.err
     with Session(out) as session:
+        assert session.config.train_metrics == "evaluation"
         assert session.spec.sizes == (2, 6, 4, 1)
         assert [layer.activation for layer in session.spec.layers][:2] == [
             "tanh",
