@@ -12,6 +12,7 @@ see exactly what "spike" or "dead" means here.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,7 +69,38 @@ class Bookmark:
 
 
 def find_bookmarks(session: Session) -> list[Bookmark]:
-    """Return the bookmarks of ``session``'s recorded steps, ordered by step."""
+    """Return the bookmarks of ``session``'s recorded steps, ordered by step.
+
+    Results are remembered for the last few files (by path, size, change
+    time and steps), so that a class opening one session finds them once.
+    """
+    try:
+        info = session.path.stat()
+        key: tuple[object, ...] | None = (
+            str(session.path.resolve()),
+            info.st_size,
+            info.st_mtime_ns,
+            session.n_steps,
+            session.status,
+        )
+    except OSError:
+        key = None
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return list(_CACHE[key])
+    marks = _find(session)
+    if key is not None:
+        _CACHE[key] = tuple(marks)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return marks
+
+
+_CACHE: OrderedDict[tuple[object, ...], tuple[Bookmark, ...]] = OrderedDict()
+_CACHE_SIZE = 32
+
+
+def _find(session: Session) -> list[Bookmark]:
     marks: list[Bookmark] = []
     marks += _nonfinite(session)
     if session.n_steps:
@@ -183,12 +215,13 @@ def _plateau(steps: np.ndarray, loss: np.ndarray) -> list[Bookmark]:
         return []
     # A moving mean, so that the noise of mini-batches is not taken for progress.
     smooth = np.convolve(loss, np.ones(smooth_k) / smooth_k, mode="valid")
-    windows = np.lib.stride_tricks.sliding_window_view(smooth, length)
-    level = np.abs(windows).max(axis=1)
-    flat = windows.max(axis=1) - windows.min(axis=1) <= PLATEAU_CHANGE * level
+    top = _rolling_max(smooth, length)
+    bottom = -_rolling_max(-smooth, length)
+    level = np.maximum(np.abs(top), np.abs(bottom))
+    flat = top - bottom <= PLATEAU_CHANGE * level
     # ... and the loss falls well below the plateau later (else it is the end).
     later = np.minimum.accumulate(smooth[::-1])[::-1]
-    ends = np.arange(windows.shape[0]) + length
+    ends = np.arange(top.shape[0]) + length
     drops = np.zeros_like(flat)
     inside = ends < smooth.shape[0]
     drops[inside] = later[ends[inside]] < (1.0 - PLATEAU_DROP) * level[inside]
@@ -209,6 +242,24 @@ def _plateau(steps: np.ndarray, loss: np.ndarray) -> list[Bookmark]:
             "saturated units) before finding a way down.",
         )
     ]
+
+
+def _rolling_max(x: np.ndarray, width: int) -> np.ndarray:
+    """Return the maximum of every ``width`` consecutive values of ``x``.
+
+    Linear time whatever the width (van Herk / Gil-Werman): the running
+    maximum from the start and from the end of each block of ``width``
+    values; a window spans at most two blocks.
+    """
+    n = x.shape[0]
+    blocks = -(-n // width)
+    padded = np.full(blocks * width, -np.inf)
+    padded[:n] = x
+    grid = padded.reshape(blocks, width)
+    ahead = np.maximum.accumulate(grid, axis=1).ravel()
+    behind = np.maximum.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
+    starts = np.arange(n - width + 1)
+    return np.maximum(behind[starts], ahead[starts + width - 1])
 
 
 def _best_test(session: Session) -> list[Bookmark]:

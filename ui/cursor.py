@@ -18,6 +18,7 @@ import param
 
 from sessions import SessionError
 from sessions.library import check_name
+from ui.bookmarks import BookmarkBar
 from ui.state import AppState
 
 __all__ = [
@@ -226,6 +227,7 @@ class CursorControls(pn.viewable.Viewer):
         self.keyboard = KeyboardShortcuts(
             on_action=self.do, width=0, height=0, margin=0
         )
+        self.bookmarks = BookmarkBar(state=state)
 
         self.speed.param.watch(self._on_speed_value, "value")
         self.player.param.watch(self._update_moment, "direction")
@@ -257,6 +259,7 @@ class CursorControls(pn.viewable.Viewer):
                 self.op_label,
                 self.next_op_button,
                 self.op_select,
+                self.bookmarks,
                 self.keyboard,
                 sizing_mode="stretch_width",
             ),

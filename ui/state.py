@@ -74,6 +74,9 @@ class AppState(param.Parameterized):
     message = param.String(
         default="", doc="The latest problem to show the user (empty: none)."
     )
+    bookmarks = param.List(
+        default=[], doc="The open session's automatic bookmarks, ordered by step."
+    )
 
     # What the next training run will use (tabs 1, 2 and 5 build it).
     sessions_dir = param.String(

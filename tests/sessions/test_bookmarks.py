@@ -10,8 +10,13 @@ import pytest
 from engine import events as ev
 from engine.config import TrainingConfig
 from engine.network import LayerSpec, NetworkSpec, forward
-from sessions import Session, record
-from sessions.bookmarks import SATURATED_SHARE, VANISHING_RATIO, find_bookmarks
+from sessions import Session, bookmarks, record
+from sessions.bookmarks import (
+    SATURATED_SHARE,
+    VANISHING_RATIO,
+    _rolling_max,
+    find_bookmarks,
+)
 from sessions.datasets import load_dataset
 
 
@@ -176,3 +181,32 @@ def test_very_short_runs_give_no_errors(tmp_path: Path, steps: int) -> None:
     config = TrainingConfig(loss="bce", optimizer="gd", lr=0.5, epochs=steps)
     kinds = _kinds(_record(tmp_path, f"short{steps}", data, spec, config))
     assert "loss_spike" not in kinds and "plateau" not in kinds
+
+
+def test_the_rolling_maximum_is_the_maximum_of_every_window() -> None:
+    rng = np.random.default_rng(0)
+    for n in (1, 5, 17, 64):
+        x = rng.normal(size=n)
+        for width in range(1, n + 1):
+            want = np.lib.stride_tricks.sliding_window_view(x, width).max(axis=1)
+            np.testing.assert_array_equal(_rolling_max(x, width), want)
+
+
+def test_bookmarks_are_found_once_per_file_version(tmp_path: Path) -> None:
+    data = load_dataset("xor", n_samples=8, seed=0)
+    spec = NetworkSpec(2, (LayerSpec(2, "relu"), LayerSpec(1, "sigmoid")))
+    config = TrainingConfig(loss="bce", optimizer="gd", lr=0.5, epochs=30)
+    path = _record(tmp_path, "cached", data, spec, config)
+    with Session(path) as session:
+        first = find_bookmarks(session)
+        calls = []
+        real = bookmarks._find
+        bookmarks._find = lambda s: calls.append(s) or real(s)  # type: ignore[assignment]
+        try:
+            assert find_bookmarks(session) == first
+            assert not calls  # remembered
+            path.touch()  # a changed file is looked at again
+            assert find_bookmarks(session) == first
+            assert len(calls) == 1
+        finally:
+            bookmarks._find = real  # type: ignore[assignment]

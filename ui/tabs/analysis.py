@@ -20,6 +20,7 @@ from bokeh.palettes import RdBu11
 
 from engine.network import forward
 from ui import metrics
+from ui.bookmarks import bookmark_note
 from ui.plots import (
     TABLE_CSS,
     class_colors,
@@ -90,6 +91,7 @@ class AnalysisTab(Tab):
             f"<p><i>{html.escape(self.help)}</i></p>", sizing_mode="stretch_width"
         )
         self._status = pn.pane.HTML("", sizing_mode="stretch_width")
+        self._bookmarks = pn.pane.HTML("", sizing_mode="stretch_width")
         self._verdicts = pn.pane.HTML(
             "", sizing_mode="stretch_width", stylesheets=[TABLE_CSS]
         )
@@ -114,6 +116,8 @@ class AnalysisTab(Tab):
         self._layout = pn.Column(
             self._help,
             self._status,
+            pn.pane.HTML("<h3>Bookmarks</h3>"),
+            self._bookmarks,
             pn.pane.HTML("<h3>Activations at the cursor (training set)</h3>"),
             self._histograms,
             self._units,
@@ -152,6 +156,7 @@ class AnalysisTab(Tab):
         self._status.object = (
             f"<p>Step <b>{self.state.step}</b> of {session.n_steps}.</p>"
         )
+        self._bookmarks.object = bookmark_note(self.state)
         self._update_series_cursor()
         self._update_verdicts()
         self._update_run_activations()
