@@ -354,10 +354,11 @@ def notebook(session: Session, step: int, session_file: str | None = None) -> di
     title = _one_line(session.title) or session.path.name
     intro = (
         f"# glassnet session: {_markdown_text(title)}\n\n"
-        f"File `{_markdown_code(session.path.name)}`, exported at step {step} "
-        f"(of 0 to {session.last_step}), status {session.status}.\n\n"
+        f"File `{_markdown_code(_one_line(session.path.name))}`, exported at step "
+        f"{step} (of 0 to {session.last_step}), status {session.status}.\n\n"
         "Run it with the Python that has glassnet installed (its `.venv`), with "
-        "the session file beside this notebook (or set `SESSION_FILE` below). "
+        "the session file beside this notebook (the app downloads it on tab 6) "
+        "or `SESSION_FILE` below set to its path. "
         "The plots are Bokeh figures, as in the app; the last cell shows the "
         "app's *Training results* tab itself, live, inside JupyterLab."
     )

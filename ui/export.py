@@ -139,7 +139,7 @@ class ArrayDownload(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._choices: dict[str, tuple[int, str]] = {}
+        self._choices: dict[str, tuple[ev.Event, str]] = {}
         self.select = pn.widgets.Select(
             label="Recorded array of this step", options=[], width=340
         )
@@ -153,18 +153,18 @@ class ArrayDownload(pn.viewable.Viewer):
 
     def update(self) -> None:
         """Offer the arrays of the cursor's step; pick the cursor's operation's."""
-        choices: dict[str, tuple[int, str]] = {}
+        choices: dict[str, tuple[ev.Event, str]] = {}
         # Preferred picks: the cursor's operation, else the selected layer's.
         at_cursor = at_layer = None
         now = self.state.event
-        for i, event in enumerate(self.state.events):
+        for event in self.state.events:
             if event.kind not in self.kinds:
                 continue
             for field, value in array_fields(event).items():
                 if value.ndim == 0:
                     continue
                 label = f"{describe_operation(event)}: {field} {value.shape}"
-                choices[label] = (i, field)
+                choices[label] = (event, field)
                 if field != MAIN_FIELD.get(event.kind):
                     continue
                 if event is now:
@@ -190,8 +190,8 @@ class ArrayDownload(pn.viewable.Viewer):
         if picked is None:
             msg = "This step has no recorded array to export here."
             raise SessionError(msg)
-        i, field = picked
-        event: ev.Event = self.state.events[i]
+        # The event the label was made from, even if the cursor moved since.
+        event, field = picked
         array: np.ndarray = array_fields(event)[field]
         return array_file_name(session, event, field), npy_bytes(array)
 

@@ -113,7 +113,7 @@ def test_forward_tab_downloads_the_cursor_s_array_as_npy(session_file: Path) -> 
     assert np.array_equal(np.load(data, allow_pickle=False), event.a)
 
     # Every array offered belongs to a forward event of the step.
-    kinds = {state.events[i].kind for i, _ in download._choices.values()}
+    kinds = {event.kind for event, _ in download._choices.values()}
     assert kinds <= set(FORWARD_KINDS) and "dropout_applied" in kinds
     # A choice the user makes is kept while the cursor is on another operation.
     choice = next(c for c in download.select.options if ": W " in c)
