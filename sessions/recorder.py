@@ -22,6 +22,7 @@ from engine.data import Dataset
 from engine.network import NetworkSpec
 from engine.optimizers import OPTIMIZERS
 from engine.trainer import Trainer
+from sessions.chain import ChainWriter
 from sessions.codec import encode_bundle, to_json
 from sessions.errors import RecordingError, SessionError
 from sessions.initial import apply_initial_values, normalize_initial_values, to_meta
@@ -208,7 +209,13 @@ class Recorder:
     def flush(self) -> None:
         """Commit everything received so far."""
         con = self._con
+        # The link covering these rows is committed with them, never apart.
+        link = self._chain.next(
+            (self._keyframes, self._steps, self._epochs, self._events)
+        )
         with con:
+            if link is not None:
+                con.execute("INSERT INTO chain VALUES (?, ?, ?, ?, ?, ?)", link)
             if self._keyframes:
                 con.executemany(
                     "INSERT INTO keyframes VALUES (?, ?, ?)", self._keyframes
@@ -223,6 +230,8 @@ class Recorder:
                 )
             if self._events:
                 con.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", self._events)
+        if link is not None:
+            self._chain.accept(link)
         self._keyframes.clear()
         self._steps.clear()
         self._epochs.clear()
@@ -284,12 +293,15 @@ class Recorder:
                 "y_test": d.y_test,
             },
         )
+        meta_rows = [(key, to_json(value)) for key, value in meta.items()]
+        arrays_rows = [("dataset", bundle)]
+        self._chain = ChainWriter()
+        link = self._chain.first(meta_rows, arrays_rows)
         with self._con:
-            self._con.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [(key, to_json(value)) for key, value in meta.items()],
-            )
-            self._con.execute("INSERT INTO arrays VALUES ('dataset', ?)", (bundle,))
+            self._con.executemany("INSERT INTO meta VALUES (?, ?)", meta_rows)
+            self._con.executemany("INSERT INTO arrays VALUES (?, ?)", arrays_rows)
+            self._con.execute("INSERT INTO chain VALUES (?, ?, ?, ?, ?, ?)", link)
+        self._chain.accept(link)
 
 
 def record(

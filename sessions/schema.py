@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from sessions.chain import write_chain
 from sessions.codec import from_json, to_json
 from sessions.errors import SessionFormatError
 
@@ -61,7 +62,18 @@ SCHEMA = {
         kind TEXT NOT NULL,
         body TEXT NOT NULL
     )""",
+    "chain": """CREATE TABLE chain (
+        link INTEGER PRIMARY KEY,
+        keyframes_upto INTEGER NOT NULL,
+        steps_upto INTEGER NOT NULL,
+        epochs_upto INTEGER NOT NULL,
+        events_upto INTEGER NOT NULL,
+        digest BLOB NOT NULL
+    )""",
 }
+
+_SINCE = {"chain": 2}
+"""Tables added after format 1: the format version that added them."""
 
 # Upgrades from format version N to N + 1, applied in order on a writable copy.
 
@@ -79,11 +91,17 @@ def current_config(config: Any, version: int) -> Any:
 
 
 def _upgrade_v1_to_v2(con: sqlite3.Connection) -> None:
-    """Name format 1's training metrics in the stored config."""
+    """Name format 1's training metrics in the stored config; add a hash chain.
+
+    The chain of an upgraded file covers it as it was when upgraded: it shows
+    edits made after the upgrade, not before.
+    """
     row = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
     config = current_config(from_json(row[0]), 1)
     con.execute("UPDATE meta SET value = ? WHERE key = 'config'", (to_json(config),))
     con.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+    con.execute(SCHEMA["chain"])
+    write_chain(con)
 
 
 _UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {1: _upgrade_v1_to_v2}
@@ -124,7 +142,7 @@ def check_schema(con: sqlite3.Connection, path: str) -> int:
             "it was altered after recording and will not be opened."
         )
         raise SessionFormatError(msg)
-    missing = sorted(set(SCHEMA) - found)
+    missing = sorted(t for t in set(SCHEMA) - found if _SINCE.get(t, 1) <= int(version))
     if missing:
         msg = f"{path} lacks the tables {', '.join(missing)}: it is not a session."
         raise SessionFormatError(msg)

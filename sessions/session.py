@@ -24,6 +24,7 @@ from engine.errors import ConfigError
 from engine.network import NetworkSpec, Params
 from engine.optimizers import OPTIMIZERS
 from engine.trainer import Trainer, TrainerState
+from sessions.chain import ChainReport, check_chain
 from sessions.codec import MAX_ARRAY_BYTES, decode_bundle, from_json
 from sessions.errors import SessionFormatError, SessionReproducibilityError
 from sessions.index import StepIndex, check_meta
@@ -130,6 +131,7 @@ class Session:
         self._dataset: Dataset | None = None
         self._cache: Trainer | None = None
         self._start_checked = False
+        self._integrity: tuple[tuple[int, str], ChainReport] | None = None
         self._index = StepIndex(self.path, self.plan, self.n_layers)
         try:
             self.refresh()
@@ -335,6 +337,24 @@ class Session:
         """Return a new trainer positioned before ``step``, e.g. to fork a run."""
         state = self.state_before(step)
         return Trainer(self.spec, self.config, self.dataset, sink, state=state)
+
+    def integrity(self) -> ChainReport:
+        """Return whether the file's hash chain matches its rows (see chain.py).
+
+        Checked on its own connection, as of one commit; kept until
+        :meth:`refresh` finds more steps or an end.
+        """
+        key = (self.n_recorded, self.status)
+        if self._integrity is None or self._integrity[0] != key:
+            con = _connect(self.path)
+            try:
+                report = check_chain(con, self.format_version)
+            except sqlite3.DatabaseError as err:
+                raise _damaged(self.path, err) from err
+            finally:
+                con.close()
+            self._integrity = (key, report)
+        return self._integrity[1]
 
     def close(self) -> None:
         """Close the file."""

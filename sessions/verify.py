@@ -6,13 +6,16 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import engine
 from engine import events as ev
 from engine.trainer import Trainer
+from sessions.chain import ChainReport
 from sessions.codec import decode_bundle, to_json
+from sessions.errors import SessionFormatError
 from sessions.initial import apply_initial_values
 from sessions.session import Session
 from sessions.state import encode_event, encode_state, encode_summary
@@ -22,11 +25,14 @@ __all__ = ["VerifyReport", "verify"]
 
 @dataclass
 class VerifyReport:
-    """Say whether a session reproduces bit for bit, and where it first differs.
+    """Say whether a session is unedited and reproduces bit for bit.
 
-    ``checked`` counts the stored values compared: every step's summary and
+    ``chain`` says whether the file's hash chain matches its rows (edited
+    after recording or not; format 1 files have none).  ``checked`` counts
+    the stored values re-executed and compared: every step's summary and
     event positions, every keyframe, every epoch's metrics, and the end.
-    ``first_difference`` is None when everything matched.
+    ``first_difference`` is None when everything matched.  ``versions``
+    maps each piece of software to (recorded with, this machine has).
     """
 
     path: Path
@@ -36,39 +42,74 @@ class VerifyReport:
     checked: int = 0
     first_difference: str | None = None
     versions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    chain: ChainReport | None = None
 
     @property
     def ok(self) -> bool:
         """Return True when every stored value reproduced exactly."""
         return self.first_difference is None
 
+    @property
+    def edited(self) -> bool:
+        """Return True when the hash chain shows the file changed after recording."""
+        return self.chain is not None and self.chain.edited
+
+    @property
+    def passed(self) -> bool:
+        """Return True when the file reproduces and was not edited."""
+        return self.ok and not self.edited
+
+    def changed_versions(self) -> list[str]:
+        """Return a line per piece of software that differs from the recording."""
+        return [
+            f"{name}: recorded with {then}, this machine has {now}"
+            for name, (then, now) in self.versions.items()
+            if then != now
+        ]
+
     def summary(self) -> str:
-        """Return a few lines for a person to read."""
-        head = (
+        """Return a few lines for a person to read: the chain, then the re-run."""
+        lines = [] if self.chain is None else [f"{self.path}: {self.chain.text()}"]
+        lines.append(
             f"{self.path}: re-executed {self.steps} steps and compared "
             f"{self.keyframes} keyframes, {self.epochs} epochs' metrics "
             f"({self.checked} stored records)."
         )
         if self.ok:
-            return f"{head}\nOK: every recorded value reproduces bit for bit."
-        lines = [head, f"DIFFERENT: {self.first_difference}"]
-        for name, (then, now) in self.versions.items():
-            if then != now:
-                lines.append(f"  {name}: recorded with {then}, this machine has {now}")
+            lines.append("OK: every recorded value reproduces bit for bit.")
+            return "\n".join(lines)
+        lines.append(f"DIFFERENT: {self.first_difference}")
+        changed = self.changed_versions()
+        if changed:
+            lines.extend(f"  {line}" for line in changed)
+        else:
+            lines.append(
+                "  Recorded with the same glassnet, NumPy, Python and platform as "
+                "this machine has: the file was changed after recording."
+            )
         return "\n".join(lines)
 
 
 def verify(
     path: str | Path, progress: Callable[[int, int], object] | None = None
 ) -> VerifyReport:
-    """Re-run a session from its initialization and compare all it recorded.
+    """Check a session's hash chain, then re-run it and compare all it recorded.
 
     The run is rebuilt from the recorded network, settings, seed and data alone
     (not from its keyframes), so this checks the keyframes too.
     ``progress(done, total)`` is called every few hundred steps.
     """
     with Session(path, verify_steps=False) as session:
-        return _verify(session, progress)
+        chain = session.integrity()
+        try:
+            report = _verify(session, progress)
+        except SessionFormatError as err:
+            # Stored data that cannot be read back (a dataset that does not
+            # match its hash, say) is a difference found while re-running.
+            report = VerifyReport(session.path, first_difference=str(err))
+            report.versions = _versions(session.meta)
+        report.chain = chain
+        return report
 
 
 def _verify(
@@ -76,15 +117,7 @@ def _verify(
 ) -> VerifyReport:
     meta = session.meta
     report = VerifyReport(session.path)
-    report.versions = {
-        "glassnet": (str(meta.get("glassnet_version")), engine.__version__),
-        "NumPy": (str(meta.get("numpy_version")), np.__version__),
-        "Python": (str(meta.get("python_version")), platform.python_version()),
-        "platform": (
-            str(meta.get("platform")),
-            f"{platform.system()} {platform.machine()}",
-        ),
-    }
+    report.versions = _versions(meta)
     con = session._con
     steps = {
         row[0]: row[1:]
@@ -170,6 +203,19 @@ def _verify(
     if progress is not None:
         progress(total, total)
     return report
+
+
+def _versions(meta: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Return each piece of software as (recorded with, this machine has)."""
+    return {
+        "glassnet": (str(meta.get("glassnet_version")), engine.__version__),
+        "NumPy": (str(meta.get("numpy_version")), np.__version__),
+        "Python": (str(meta.get("python_version")), platform.python_version()),
+        "platform": (
+            str(meta.get("platform")),
+            f"{platform.system()} {platform.machine()}",
+        ),
+    }
 
 
 def _summary_of(log: list[ev.Event], n_layers: int) -> bytes:

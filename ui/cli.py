@@ -442,7 +442,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if bars:
         bars[0].close()
     print(report.summary())
-    return 0 if report.ok else 1
+    # Non-zero when the file was edited after recording or does not reproduce.
+    return 0 if report.passed else 1
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -721,7 +722,10 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--full", action="store_true", help="print whole arrays")
     events.set_defaults(func=_cmd_events)
 
-    ver = sub.add_parser("verify", help="re-run a session and compare every value")
+    ver = sub.add_parser(
+        "verify",
+        help="check a session's hash chain, re-run it and compare every value",
+    )
     ver.add_argument("file")
     ver.add_argument("--quiet", action="store_true")
     ver.set_defaults(func=_cmd_verify)
