@@ -58,8 +58,9 @@ def download_button(
     """Return a button that downloads the file ``build()`` makes when clicked.
 
     ``build`` returns ``(file name, bytes)``; it runs on the click, so the
-    name and the contents follow the cursor of that moment.  A session error
-    goes to ``state.message``.
+    name and the contents follow the cursor of that moment.  A session error,
+    or a file that cannot be read, goes to ``state.message`` (and nothing is
+    downloaded; the server log keeps the error).
     """
     button = pn.widgets.FileDownload(
         label=label, filename="glassnet-export", auto=True, embed=False, **kwargs
@@ -70,6 +71,10 @@ def download_button(
             name, data = build()
         except SessionError as err:
             state.message = str(err)
+            logger.info("Export failed: %s", err)
+            raise
+        except OSError as err:
+            state.message = f"Could not read what to export ({err.strerror or err})."
             logger.info("Export failed: %s", err)
             raise
         button.filename = name
