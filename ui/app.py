@@ -29,6 +29,7 @@ from ui.export import PlotFileNames
 from ui.library import SessionLibrary
 from ui.state import AppState
 from ui.tabs import TABS
+from ui.trust import TrustBadge
 
 __all__ = ["FOLLOW_PERIOD_MS", "App", "create_app", "ensure_demo", "hide_paths"]
 
@@ -100,6 +101,7 @@ class App:
         self.state = state = AppState(sessions_dir=str(workspace.own.path))
         self.cursor = CursorControls(state=state)
         self.library = SessionLibrary(state=state, workspace=workspace)
+        self.trust = TrustBadge(state=state)
         self._follow: Any = None
 
         self.title = pn.pane.HTML(
@@ -150,7 +152,7 @@ class App:
             title="glassnet",
             header=header,
             sidebar=[self.library],
-            main=[self.message_row, self.cursor, self.tabs],
+            main=[self.message_row, self.trust, self.cursor, self.tabs],
             sidebar_width=340,
         )
         if pn.state.location is not None:
