@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sessions import Session
+from sessions import FORMAT_VERSION, Session
 from sessions.datasets import DATASETS
 from ui.cli import main
 
@@ -218,7 +218,7 @@ def test_info_summarizes_the_session(
         "recorded   12 of 12 steps",
         "status: completed",
         "last       epoch 3,",
-        "format 1, keyframe every 10 steps",
+        f"format {FORMAT_VERSION}, keyframe every 10 steps",
         "classes    setosa, versicolor, virginica",
     ):
         assert text in result.out, text

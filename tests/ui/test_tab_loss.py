@@ -79,7 +79,22 @@ def test_whole_training_set_matches_the_recorded_epoch_loss(tab: LossTab) -> Non
     tab.split_select.value = "train"
     shown = np.asarray(tab.rows.data["loss"])
     assert len(shown) == state.session.dataset.n_train
-    assert shown.mean() == pytest.approx(epochs.train["loss"][2], rel=1e-12)
+    # The recorded training loss is a pass over the whole set only when the run
+    # asked for one; by default it is the mean over the epoch's batches.
+    session = state.session
+    if session.config.train_metrics == "evaluation":
+        assert shown.mean() == pytest.approx(epochs.train["loss"][2], rel=1e-12)
+    else:
+        batches = [
+            e.per_sample
+            for s in range(step + 1)
+            for e in session.step_events(s)
+            if isinstance(e, ev.LossComputed) and e.epoch == 2
+        ]
+        assert sum(len(b) for b in batches) == session.dataset.n_train
+        assert np.concatenate(batches).mean() == pytest.approx(
+            epochs.train["loss"][2], rel=1e-12
+        )
     tab.split_select.value = "test"
     assert np.mean(tab.rows.data["loss"]) == pytest.approx(
         epochs.test["loss"][2], rel=1e-12
@@ -189,3 +204,10 @@ def test_a_diverged_run_shows_inf_without_errors(tmp_path: Path) -> None:
                 state.op = op
     assert "mean loss inf" in tabs[0].status.object
     assert "= inf</pre>" in tabs[0].sample_pane.object
+
+
+def test_the_legend_names_how_the_training_points_were_measured(tab: LossTab) -> None:
+    labels = [item.label["value"] for item in tab.curve_figure.legend.items]
+    assert tab.state.session.config.train_metrics == "batches"
+    assert "training batches, mean over each epoch" in labels
+    assert "test set, after each epoch" in labels

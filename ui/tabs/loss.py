@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import panel as pn
+from bokeh.core.properties import value
 from bokeh.models import (
     ColumnDataSource,
     DataTable,
@@ -177,7 +178,7 @@ class LossTab(Tab):
         self.curve_figure.line(
             "step", "loss", source=self.curve, legend_label="step loss (batch)"
         )
-        self.curve_figure.scatter(
+        self._train_points = self.curve_figure.scatter(
             "step",
             "loss",
             source=self.epoch_train,
@@ -363,9 +364,18 @@ class LossTab(Tab):
         x, y = decimate(series.step, series.loss, MAX_CURVE_POINTS)
         self.curve.data = {"step": x, "loss": y}
         epochs = session.epochs()
-        # Epoch metrics use the parameters after the epoch's last step, which
-        # are the ones the next step starts from.
+        # Test metrics use the parameters after the epoch's last step, which
+        # are the ones the next step starts from; training metrics too, or
+        # (by default) they are the mean over the epoch's batches.
         after = epochs.step + 1
+        label = (
+            "training batches, mean over each epoch"
+            if session.config.train_metrics == "batches"
+            else "training set, after each epoch"
+        )
+        for item in self.curve_figure.legend.items:
+            if self._train_points in item.renderers:
+                item.label = value(label)
         self.epoch_train.data = {
             "step": after,
             "loss": epochs.train.get("loss", np.full(len(after), np.nan)),

@@ -342,10 +342,21 @@ class ResultsTab(Tab):
         ended = [e for e in state.events if e.kind == "epoch_completed"]
         if ended:
             e = ended[0]
+            if session.config.train_metrics == "batches":
+                how = (
+                    "The training figures are the mean over the epoch's batches as "
+                    "they were trained (each with its own step's parameters); the "
+                    "test figures were measured <em>after</em> this step's update "
+                    f"(the parameters step {state.step + 1} uses):"
+                )
+            else:
+                how = (
+                    "Its recorded metrics were measured <em>after</em> this step's "
+                    f"update (the parameters step {state.step + 1} uses):"
+                )
             parts.append(
-                f"<p>This step ends epoch {e.epoch + 1}. Its recorded metrics were "
-                "measured <em>after</em> this step's update (the parameters step "
-                f"{state.step + 1} uses): {_format_metrics(e.train, 'train')}"
+                f"<p>This step ends epoch {e.epoch + 1}. {how}"
+                f"{_format_metrics(e.train, 'train')}"
                 f"{_format_metrics(e.test, 'test')}</p>"
             )
         if data.n_test == 0:
