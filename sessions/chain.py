@@ -290,7 +290,7 @@ def _check(con: sqlite3.Connection) -> ChainReport:
             sections.append(_section(name, rows))
         digest = hashlib.sha256(digest + link_bytes(i, upto, sections)).digest()
         if digest != links[i][5]:
-            covers = _covers(links[i - 1][1:5], upto)
+            covers = _covers(con, links[i - 1][1:5], upto)
             return ChainReport("edited", n, f"link {i} ({covers}) does not match", i)
 
     # Rows after the last link.
@@ -332,12 +332,33 @@ def _link_table_problem(links: list[tuple[Any, ...]]) -> tuple[int, str] | None:
     return None
 
 
-def _covers(lo: Sequence[int], hi: Sequence[int]) -> str:
-    """Return which rows a link with bounds ``lo`` .. ``hi`` covers, in words."""
+def _covers(con: sqlite3.Connection, lo: Sequence[int], hi: Sequence[int]) -> str:
+    """Return which rows a link with bounds ``lo`` .. ``hi`` covers, in words.
+
+    Keyframes and stored events are sparse: a few are listed by key.
+    """
     parts = []
-    for (name, _, _), a, b in zip(ROW_TABLES, lo, hi, strict=True):
-        if b > a:
-            parts.append(_describe(name, a, b - 1))
+    for (name, key, _), a, b in zip(ROW_TABLES, lo, hi, strict=True):
+        if b <= a:
+            continue
+        if name in ("keyframes", "events"):
+            keys = [
+                int(k)
+                for (k,) in con.execute(
+                    f"SELECT {key} FROM {name} WHERE {key} >= ? AND {key} < ? "
+                    f"ORDER BY {key} LIMIT 5",
+                    (a, b),
+                )
+            ]
+            if 0 < len(keys) < 5:
+                one = len(keys) == 1
+                if name == "keyframes":
+                    what = "keyframe of step" if one else "keyframes of steps"
+                else:
+                    what = "stored event" if one else "stored events"
+                parts.append(f"{what} {', '.join(map(str, keys))}")
+                continue
+        parts.append(_describe(name, a, b - 1))
     return ", ".join(parts) or "no rows"
 
 

@@ -470,3 +470,21 @@ def test_every_row_table_is_chained() -> None:
 
     chained_tables = {name for name, _, _ in ROW_TABLES}
     assert set(SCHEMA) == chained_tables | {"meta", "arrays", "chain"}
+
+
+def test_a_failing_link_lists_its_few_keyframes_and_events(
+    chained: Path, tmp_path: Path
+) -> None:
+    path = edited_copy(chained, tmp_path, _keyframe(chained))
+    # Committed before step 6: step 5 and the keyframe of step 6.
+    link = link_of(chained, "keyframes_upto", 6)
+    assert chain_of(path).problem == (
+        f"link {link} (keyframe of step 6, step 5) does not match"
+    )
+    (seq,) = read(chained, "SELECT seq FROM events WHERE kind = 'session_ended'")
+    end = edited_copy(
+        chained,
+        tmp_path,
+        ("UPDATE events SET body = body || ' ' WHERE seq = ?", (seq,)),
+    )
+    assert f"stored event {seq})" in chain_of(end).problem
