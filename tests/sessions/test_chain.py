@@ -488,3 +488,29 @@ def test_a_failing_link_lists_its_few_keyframes_and_events(
         ("UPDATE events SET body = body || ' ' WHERE seq = ?", (seq,)),
     )
     assert f"stored event {seq})" in chain_of(end).problem
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        (
+            "UPDATE chain SET digest = 'x' WHERE link = 2",
+            "link 2 holds no 32-byte digest",
+        ),
+        (
+            "UPDATE chain SET steps_upto = 'many' WHERE link = 3",
+            "link 3 holds bounds that are not whole numbers",
+        ),
+        (
+            "UPDATE chain SET steps_upto = 1 WHERE link = 0",
+            "link 0 claims rows; it covers only the metadata and dataset",
+        ),
+    ],
+)
+def test_a_malformed_link_is_reported_not_raised(
+    chained: Path, tmp_path: Path, sql: str, problem: str
+) -> None:
+    path = edited_copy(chained, tmp_path, (sql, ()))
+    report = chain_of(path)
+    assert report.edited
+    assert report.problem == problem
