@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,15 @@ from sessions import Session, SessionError, VerifyReport, verify
 from sessions.chain import ChainReport
 from ui.state import AppState
 
-__all__ = ["POLL_MS", "TrustBadge", "chain_text", "verify_text"]
+__all__ = ["POLL_MS", "RECHECK_SECONDS", "TrustBadge", "chain_text", "verify_text"]
 
 logger = logging.getLogger(__name__)
 
 POLL_MS = 250
 """How often the badge reads a running check's progress (milliseconds)."""
+
+RECHECK_SECONDS = 2.0
+"""How often the chain of a run still being recorded is checked again."""
 
 _CSS = """
 .glassnet-trust { padding: 2px 8px; border-radius: 4px; overflow-wrap: anywhere;
@@ -40,8 +44,13 @@ _CSS = """
 """
 
 
-def chain_text(report: ChainReport) -> str:
-    """Return what the badge says of a hash chain, as plain text."""
+def chain_text(report: ChainReport, recording: bool = False) -> str:
+    """Return what the badge says of a hash chain, as plain text.
+
+    ``recording``: the run is still being recorded (checked up to now).
+    """
+    if report.intact and recording:
+        return f"✓ Unedited so far: {report.text()} (still recording)"
     if report.intact:
         return f"✓ Unedited since recording: {report.text()}"
     if report.edited:
@@ -77,6 +86,7 @@ class _Job:
     path: Path
     kind: str  # "chain" or "verify"
     session: Session | None = None
+    recording: bool = False
     done: int = 0
     total: int = 0
     finished: bool = False
@@ -113,6 +123,8 @@ class TrustBadge(pn.viewable.Viewer):
         self.state.param.watch(self._on_session, "session")
         self._job: _Job | None = None
         self._poll: Any = None
+        self._next_check = 0.0
+        self._shown_recording = False
         self._layout = pn.Row(
             self.chain_pane,
             self.verify_button,
@@ -131,10 +143,13 @@ class TrustBadge(pn.viewable.Viewer):
     def verify(self) -> None:
         """Start re-running the open session in the background."""
         session = self.state.session
-        if session is None or (self._job is not None and not self._job.finished):
+        job = self._job
+        if session is None or (job is not None and job.kind == "verify"):
             return
+        # A chain check under way is dropped: the re-run checks the chain too.
         self.result = ""
-        self._start(_Job(Path(session.path), "verify"))
+        recording = session.status == "incomplete"
+        self._start(_Job(Path(session.path), "verify", recording=recording))
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the running check to end, then show its result (for tests)."""
@@ -146,23 +161,36 @@ class TrustBadge(pn.viewable.Viewer):
     def poll(self) -> None:
         """Show a running check's progress, or its result once it has ended.
 
-        Runs on the server thread (periodic callback), so it may update panes.
+        While the open run is still being recorded, its chain is checked again
+        every :data:`RECHECK_SECONDS`.  Runs on the server thread (periodic
+        callback), so it may update panes.
         """
         job = self._job
-        if job is None:
-            self._stop_polling()
-            return
-        if not job.finished:
+        if job is not None and not job.finished:
             if job.kind == "verify":
                 self.bar.max = max(job.total, 1)
                 self.bar.value = min(job.done, self.bar.max)
             return
-        self._job = None
+        if job is not None:
+            self._job = None
+            self._show(job)
+        session = self.state.session
+        # A run still recording, or one whose last check was made while it
+        # recorded (once more, now that it has ended).
+        live = session is not None and session.status == "incomplete"
+        if live or (session is not None and self._shown_recording):
+            if time.monotonic() >= self._next_check:
+                self._check_chain()
+            return
         self._stop_polling()
+
+    def _show(self, job: _Job) -> None:
+        """Show what a finished check found."""
         self.bar.visible = False
         self.verify_button.disabled = False
         if job.chain is not None:
-            self.chain = chain_text(job.chain)
+            self.chain = chain_text(job.chain, job.recording)
+            self._shown_recording = job.recording
         if job.kind == "chain":
             if job.error:
                 self.chain = f"The hash chain could not be checked: {job.error}"
@@ -181,6 +209,7 @@ class TrustBadge(pn.viewable.Viewer):
         # A check of the previous session is left to end unseen.
         self._job = None
         self._stop_polling()
+        self._shown_recording = False
         self.bar.visible = False
         self.result = ""
         session = self.state.session
@@ -191,7 +220,14 @@ class TrustBadge(pn.viewable.Viewer):
             return
         self.chain = "Checking the hash chain…"
         self._update()
-        self._start(_Job(Path(session.path), "chain", session))
+        self._check_chain()
+
+    def _check_chain(self) -> None:
+        session = self.state.session
+        assert session is not None
+        self._next_check = time.monotonic() + RECHECK_SECONDS
+        recording = session.status == "incomplete"
+        self._start(_Job(Path(session.path), "chain", session, recording))
 
     def _start(self, job: _Job) -> None:
         self._job = job

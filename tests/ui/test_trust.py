@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sessions import VerifyReport
+import ui.trust
+from engine import LayerSpec, NetworkSpec, Trainer, TrainingConfig
+from sessions import Recorder, VerifyReport
+from sessions.datasets import load_dataset
 from ui.state import AppState
 from ui.trust import TrustBadge, verify_text
 
@@ -138,3 +141,46 @@ def test_opening_another_session_resets_the_result(
     assert badge.result == ""
     badge.wait(60)
     assert badge.chain.startswith("no hash chain (format 1)")
+
+
+def test_a_run_still_being_recorded_is_checked_again_as_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui.trust, "RECHECK_SECONDS", 0.0)
+    data = load_dataset("moons", n_samples=60, seed=0)
+    spec = NetworkSpec(2, (LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")))
+    config = TrainingConfig(loss="bce", optimizer="sgd", epochs=4, batch_size=20)
+    path = tmp_path / "live.session"
+    trainer = Trainer(spec, config, data)
+    recorder = Recorder(path, trainer, keyframe_interval=2)
+    trainer.begin()
+    for _ in range(4):
+        recorder.before_step(trainer)
+        trainer.train_step()
+    recorder.flush()
+
+    badge = badge_on(path)
+    assert (
+        badge.chain == "✓ Unedited so far: hash chain intact, 2 links (still recording)"
+    )
+
+    # Two more commits, then the app re-reads the file (its follow tick).
+    for _ in range(2):
+        recorder.before_step(trainer)
+        trainer.train_step()
+        recorder.flush()
+    badge.state.refresh()
+    badge.wait(60)  # shows the old check and starts a new one
+    badge.wait(60)
+    assert (
+        badge.chain == "✓ Unedited so far: hash chain intact, 4 links (still recording)"
+    )
+
+    trainer.sink = recorder
+    trainer.run(before_step=recorder.before_step)
+    recorder.close()
+    badge.state.refresh()
+    badge.wait(60)
+    badge.wait(60)
+    assert badge.chain.startswith("✓ Unedited since recording: hash chain intact, ")
+    assert badge._job is None  # nothing more to check
