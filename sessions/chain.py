@@ -274,23 +274,22 @@ def _check(con: sqlite3.Connection) -> ChainReport:
                 "edited", n, f"the {name} table holds rows no link covers"
             )
 
-    # Links 1..n-1: the rows of each table in key order, link by link.
-    cursors = [_rows(con, name, key, cols) for name, key, cols in ROW_TABLES]
-    pending: list[tuple[Any, ...] | None] = [next(c, None) for c in cursors]
+    # Links 1..n-1: each reads its rows of each table by key range.
+    queries = [
+        f"SELECT {cols} FROM {name} WHERE {key} >= ? AND {key} < ? ORDER BY {key}"
+        for name, key, cols in ROW_TABLES
+    ]
     for i in range(1, n):
-        upto = links[i][1:5]
-        sections = []
-        for t, (name, _, _) in enumerate(ROW_TABLES):
-            rows = []
-            row = pending[t]
-            while row is not None and row[0] < upto[t]:
-                rows.append(row)
-                row = next(cursors[t], None)
-            pending[t] = row
-            sections.append(_section(name, rows))
+        lo, upto = links[i - 1][1:5], links[i][1:5]
+        sections = [
+            _section(name, con.execute(sql, (a, b)).fetchall() if b > a else [])
+            for (name, _, _), sql, a, b in zip(
+                ROW_TABLES, queries, lo, upto, strict=True
+            )
+        ]
         digest = hashlib.sha256(digest + link_bytes(i, upto, sections)).digest()
         if digest != links[i][5]:
-            covers = _covers(con, links[i - 1][1:5], upto)
+            covers = _covers(con, lo, upto)
             return ChainReport("edited", n, f"link {i} ({covers}) does not match", i)
 
     # Rows after the last link.
