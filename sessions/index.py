@@ -7,11 +7,16 @@ follow on, keyframes where the interval puts them) as it is first read.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sqlite3
+import threading
+import weakref
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -23,7 +28,7 @@ from sessions.codec import from_json
 from sessions.errors import SessionFormatError
 from sessions.state import decode_event
 
-__all__ = ["MAX_PARAMS", "Plan", "StepIndex", "check_meta"]
+__all__ = ["MAX_PARAMS", "EpochSeries", "Plan", "StepIndex", "check_meta"]
 
 MAX_PARAMS = 10_000_000
 """The most weights and biases a session may declare (glassnet nets are small)."""
@@ -32,6 +37,18 @@ _STATUSES = ("ok", "diverged")
 
 _MOST_EVENTS = 2**31
 """Events per step the one-query check accepts (sums then stay far inside int64)."""
+
+# Epoch metrics in use anywhere in this process, by content (as Session.series
+# is shared): the app opens one Session per user, each would decode its own.
+_shared_epochs: weakref.WeakValueDictionary[tuple[Any, ...], EpochSeries] = (
+    weakref.WeakValueDictionary()
+)
+_shared_lock = threading.Lock()
+
+# The step arrays of ended runs, by content, shared the same way.
+_shared_steps: weakref.WeakValueDictionary[bytes, _StepArrays] = (
+    weakref.WeakValueDictionary()
+)
 
 # One pass over the new step rows (up to step :high, the last one): how many,
 # how many pass the checks of a row on its own (a NULL fails), and the event
@@ -65,6 +82,30 @@ SELECT count(*), min(epoch), max(epoch),
     group_concat(step), group_concat(seq)
 FROM epochs WHERE epoch > :done
 """
+
+
+@dataclass(frozen=True)
+class EpochSeries:
+    """Per-epoch metrics on the training and the test set, by metric name.
+
+    Every array has one entry per epoch and is read-only; ``train`` and
+    ``test`` are read-only mappings.  Sessions reading the same metrics share
+    one EpochSeries.
+    """
+
+    epoch: np.ndarray
+    step: np.ndarray
+    train: Mapping[str, np.ndarray]
+    test: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _StepArrays:
+    """The step arrays of one ended run, shared by the indexes that read it."""
+
+    seq_first: array[int]
+    n_events: array[int]
+    ok: array[int]
 
 
 @dataclass(frozen=True)
@@ -140,9 +181,11 @@ class StepIndex:
 
     ``seq_first[s]`` and ``n_events[s]`` place step ``s`` and ``ok[s]`` says it
     did not diverge (compact arrays: a 100,000-step run's index takes about
-    2 MB, where Python lists took 8; the app keeps one per user); ``keyframes`` maps
-    each keyframe step to its ``seq``; ``epochs`` maps an epoch to the step and
-    ``seq`` of its metrics, which :meth:`metrics` reads on first use.
+    2 MB, where Python lists took 8; the app keeps one per user).
+    ``keyframe_seqs[i]`` is the ``seq`` of the keyframe of step
+    ``i * keyframe_interval`` and ``epoch_seqs[e]`` the ``seq`` of epoch ``e``'s
+    metrics (its last step is ``(e + 1) * steps_per_epoch - 1``); the metrics
+    themselves are read by :meth:`metrics` on first use.
     """
 
     path: Path
@@ -151,11 +194,10 @@ class StepIndex:
     seq_first: array[int] = field(default_factory=lambda: array("q"))
     n_events: array[int] = field(default_factory=lambda: array("q"))
     ok: array[int] = field(default_factory=lambda: array("b"))
-    keyframes: dict[int, int] = field(default_factory=dict)
-    epochs: dict[int, tuple[int, int]] = field(default_factory=dict)
-    _metrics: dict[int, tuple[dict[str, float], dict[str, float]]] = field(
-        default_factory=dict, repr=False
-    )
+    keyframe_seqs: array[int] = field(default_factory=lambda: array("q"))
+    epoch_seqs: array[int] = field(default_factory=lambda: array("q"))
+    _metrics: EpochSeries | None = field(default=None, repr=False)
+    _steps: _StepArrays | None = field(default=None, repr=False)
     end: ev.SessionEnded | None = None
     divergence: ev.TrainingDiverged | None = None
 
@@ -173,6 +215,18 @@ class StepIndex:
             return 0
         return self.seq_first[-1] + self.n_events[-1]
 
+    @property
+    def n_epochs(self) -> int:
+        """Return the number of epochs whose metrics were recorded."""
+        return len(self.epoch_seqs)
+
+    def keyframe_seq(self, step: int) -> int | None:
+        """Return the ``seq`` of the keyframe of ``step``, None if there is none."""
+        i, off = divmod(step, self.plan.keyframe_interval)
+        if off or not 0 <= i < len(self.keyframe_seqs):
+            return None
+        return self.keyframe_seqs[i]
+
     def update(self, con: sqlite3.Connection) -> None:
         """Read the rows added since the last call, checking each one.
 
@@ -189,6 +243,29 @@ class StepIndex:
             self._read_events(con)
         finally:
             con.execute("COMMIT")
+        if self.end is not None:
+            self._share_steps()
+
+    def _share_steps(self) -> None:
+        """Use the step arrays another index of the same ended run already holds.
+
+        An ended run's index no longer grows (``update`` returns at once), so
+        its arrays are never changed again and one copy serves every index
+        of the same content.
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        for column in (self.seq_first, self.n_events, self.ok):
+            digest.update(len(column).to_bytes(8, "little"))
+            digest.update(column)
+        mine = _StepArrays(self.seq_first, self.n_events, self.ok)
+        with _shared_lock:
+            shared = _shared_steps.setdefault(digest.digest(), mine)
+        self._steps = shared
+        self.seq_first, self.n_events, self.ok = (
+            shared.seq_first,
+            shared.n_events,
+            shared.ok,
+        )
 
     # -- steps -------------------------------------------------------------
 
@@ -300,7 +377,7 @@ class StepIndex:
 
     def _read_keyframes(self, con: sqlite3.Connection) -> None:
         """Read the new keyframe rows: all at once, or one by one on a problem."""
-        done = max(self.keyframes, default=-1)
+        done = (len(self.keyframe_seqs) - 1) * self.plan.keyframe_interval
         row = con.execute(_KEYFRAMES_AT_ONCE, {"done": done}).fetchone()
         if not self._fit_keyframes(done, row):
             self._read_keyframes_one_by_one(con, done)
@@ -329,7 +406,7 @@ class StepIndex:
         seq_list = seqs.tolist()
         if seq_list != want:
             return False
-        self.keyframes.update(zip(step_list, seq_list, strict=True))
+        self.keyframe_seqs.extend(seq_list)
         return True
 
     def _read_keyframes_one_by_one(self, con: sqlite3.Connection, done: int) -> None:
@@ -356,14 +433,14 @@ class StepIndex:
             if type(seq) is not int or seq != want or kind != "blob":
                 msg = f"{where} has an event number that does not fit: it is damaged."
                 raise SessionFormatError(msg)
-            self.keyframes[step] = seq
+            self.keyframe_seqs.append(seq)
             done = step
 
     # -- epochs ----------------------------------------------------------
 
     def _read_epochs(self, con: sqlite3.Connection) -> None:
         """Read where the new epochs' metrics sit; the metrics wait for ``metrics``."""
-        done = max(self.epochs, default=-1)
+        done = self.n_epochs - 1
         row = con.execute(_EPOCHS_AT_ONCE, {"done": done}).fetchone()
         if not self._fit_epochs(done, row):
             self._read_epochs_one_by_one(con, done)
@@ -387,9 +464,7 @@ class StepIndex:
         for step, seq in zip(step_list, seq_list, strict=True):
             if step < n_steps and seq != firsts[step] + counts[step] - 1:
                 return False
-        self.epochs.update(
-            zip(epochs.tolist(), zip(step_list, seq_list, strict=True), strict=True)
-        )
+        self.epoch_seqs.extend(seq_list)
         return True
 
     def _read_epochs_one_by_one(self, con: sqlite3.Connection, done: int) -> None:
@@ -413,37 +488,57 @@ class StepIndex:
                 last = self.seq_first[step] + self.n_events[step] - 1
                 if seq != last:
                     raise SessionFormatError(f"{where} have a wrong event number.")
-            self.epochs[epoch] = (step, seq)
+            self.epoch_seqs.append(seq)
             done = epoch
 
-    def metrics(
-        self, con: sqlite3.Connection
-    ) -> dict[int, tuple[dict[str, float], dict[str, float]]]:
+    def metrics(self, con: sqlite3.Connection) -> EpochSeries:
         """Return the train and test metrics of every epoch read so far.
 
         They are read and checked on first use (opening a long run reads only
-        where each epoch sits), then kept.
+        where each epoch sits), and again once more epochs were recorded.  Every
+        StepIndex in this process that reads the same metrics gets the same
+        read-only :class:`EpochSeries` (the app keeps one index per user).
 
         Raises
         ------
         SessionFormatError
             If an epoch's metrics are not a JSON table of named numbers.
         """
-        done = max(self._metrics, default=-1)
-        last = max(self.epochs, default=-1)
-        if last > done:
-            rows = con.execute(
-                "SELECT epoch, train, test FROM epochs WHERE epoch > ? AND epoch <= ? "
-                "ORDER BY epoch",
-                (done, last),
-            ).fetchall()
-            for epoch, train, test in rows:
-                where = f"{self.path}: the metrics of epoch {epoch!r}"
-                self._metrics[epoch] = (_metrics(train, where), _metrics(test, where))
-            if len(self._metrics) != len(self.epochs):
-                msg = f"{self.path}: the metrics of some epochs are gone: damaged."
-                raise SessionFormatError(msg)
-        return self._metrics
+        n = self.n_epochs
+        if self._metrics is not None and len(self._metrics.epoch) == n:
+            return self._metrics
+        rows = con.execute(
+            "SELECT epoch, train, test FROM epochs WHERE epoch < ? ORDER BY epoch",
+            (n,),
+        ).fetchall()
+        if len(rows) != n:
+            msg = f"{self.path}: the metrics of some epochs are gone: damaged."
+            raise SessionFormatError(msg)
+        key = _content_key(rows, self.plan)
+        with _shared_lock:
+            shared = None if key is None else _shared_epochs.get(key)
+        if shared is None:
+            shared = self._decode_metrics(rows)
+            if key is not None:
+                with _shared_lock:
+                    shared = _shared_epochs.setdefault(key, shared)
+        self._metrics = shared
+        return shared
+
+    def _decode_metrics(self, rows: list[tuple[Any, ...]]) -> EpochSeries:
+        """Check and decode the metrics of every epoch into read-only columns."""
+        train, test = [], []
+        for epoch, train_text, test_text in rows:
+            where = f"{self.path}: the metrics of epoch {epoch!r}"
+            train.append(_metrics(train_text, where))
+            test.append(_metrics(test_text, where))
+        epochs = np.arange(len(rows), dtype=np.int64)
+        steps = (epochs + 1) * self.plan.steps_per_epoch - 1
+        epochs.flags.writeable = False
+        steps.flags.writeable = False
+        return EpochSeries(
+            epoch=epochs, step=steps, train=_columns(train), test=_columns(test)
+        )
 
     # -- stored events ---------------------------------------------------
 
@@ -522,6 +617,34 @@ def _metrics(text: Any, where: str) -> dict[str, float]:
     ):
         raise SessionFormatError(f"{where} are not a table of named numbers.")
     return {k: float(v) for k, v in value.items()}
+
+
+def _columns(rows: list[dict[str, float]]) -> Mapping[str, np.ndarray]:
+    """Return one read-only column per metric name (NaN where a row lacks it)."""
+    keys = sorted({k for r in rows for k in r})
+    columns = {}
+    for k in keys:
+        column = np.array([r.get(k, np.nan) for r in rows], dtype=np.float64)
+        column.flags.writeable = False
+        columns[k] = column
+    return MappingProxyType(columns)
+
+
+def _content_key(rows: list[tuple[Any, ...]], plan: Plan) -> Any:
+    """Return a key naming the epoch rows' content, None if a metric is not text.
+
+    Rows whose metrics are not text are not shared: decoding them fails.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for _, train, test in rows:
+        for text in (train, test):
+            if not isinstance(text, str):
+                return None
+            data = text.encode("utf-8", "surrogatepass")
+            # The length first, so two rows cannot run into each other.
+            digest.update(len(data).to_bytes(8, "little"))
+            digest.update(data)
+    return (len(rows), plan, digest.digest())
 
 
 def _int_columns(n: int, *texts: Any) -> list[np.ndarray] | None:

@@ -27,7 +27,7 @@ from engine.trainer import Trainer, TrainerState
 from sessions.chain import ChainReport, check_chain
 from sessions.codec import MAX_ARRAY_BYTES, decode_bundle, from_json
 from sessions.errors import SessionFormatError, SessionReproducibilityError
-from sessions.index import StepIndex, check_meta
+from sessions.index import EpochSeries, StepIndex, check_meta
 from sessions.initial import apply_initial_values, initial_values_from_meta
 from sessions.schema import check_schema, current_config
 from sessions.state import decode_state, decode_summary, encode_summary
@@ -61,16 +61,6 @@ class Series:
     grad_norms: np.ndarray
     update_ratios: np.ndarray
     recorded_at: np.ndarray
-
-
-@dataclass(frozen=True)
-class EpochSeries:
-    """Per-epoch metrics on the training and the test set, by metric name."""
-
-    epoch: np.ndarray
-    step: np.ndarray
-    train: dict[str, np.ndarray]
-    test: dict[str, np.ndarray]
 
 
 class Session:
@@ -233,18 +223,15 @@ class Session:
         return series
 
     def epochs(self) -> EpochSeries:
-        """Return the per-epoch train and test metrics."""
+        """Return the per-epoch train and test metrics.
+
+        The arrays are read-only, and shared, like :meth:`series`, by every
+        ``Session`` in this process that reads the same metrics.
+        """
         try:
-            metrics = self._index.metrics(self._con)
+            return self._index.metrics(self._con)
         except sqlite3.DatabaseError as err:
             raise _damaged(self.path, err) from err
-        rows = sorted(self._index.epochs.items())
-        return EpochSeries(
-            epoch=np.array([e for e, _ in rows], dtype=np.int64),
-            step=np.array([r[0] for _, r in rows], dtype=np.int64),
-            train=_columns([metrics[e][0] for e, _ in rows]),
-            test=_columns([metrics[e][1] for e, _ in rows]),
-        )
 
     # -- random access ----------------------------------------------------
 
@@ -455,7 +442,7 @@ class Session:
             self._cache = None
         else:
             start = step - step % self.keyframe_interval
-            if start not in self._index.keyframes:
+            if self._index.keyframe_seq(start) is None:
                 msg = f"{self.path} has no keyframe for step {start}: it is damaged."
                 raise SessionFormatError(msg)
             trainer = self._trainer_at_keyframe(start)
@@ -478,7 +465,7 @@ class Session:
             what,
             epoch_sums=self.config.train_metrics == "batches",
         )
-        if state.step != step or state.seq != self._index.keyframes[step]:
+        if state.step != step or state.seq != self._index.keyframe_seq(step):
             raise SessionFormatError(f"{what} is labelled with another step.")
         try:
             trainer = Trainer(self.spec, self.config, self.dataset, state=state)
@@ -600,10 +587,3 @@ def _damaged(path: Path, err: Exception) -> SessionFormatError:
         f"{path} is damaged or truncated (SQLite says: {err}). Recorded sessions "
         "survive crashes; a file cut short by copying or editing does not."
     )
-
-
-def _columns(rows: list[dict[str, float]]) -> dict[str, np.ndarray]:
-    keys = sorted({k for r in rows for k in r})
-    return {
-        k: np.array([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in keys
-    }

@@ -919,3 +919,72 @@ def test_series_of_the_same_file_is_shared_read_only(
         assert not sa.loss.flags.writeable and not sa.step.flags.writeable
         with pytest.raises(ValueError, match="read-only"):
             sa.loss[0] = 1.0
+
+
+def test_epochs_of_the_same_file_are_shared_read_only(
+    sgd_run: Run, tmp_path: Path
+) -> None:
+    # Decoded once per process, not once per user (a long run has thousands).
+    copy = copy_session(sgd_run, tmp_path)
+    with Session(sgd_run.path) as a, Session(sgd_run.path) as b, Session(copy) as c:
+        ea, eb, ec = a.epochs(), b.epochs(), c.epochs()
+        assert ea is eb is ec
+        assert ea is a.epochs()  # kept while no epoch is added
+        for column in (ea.epoch, ea.step, *ea.train.values(), *ea.test.values()):
+            assert not column.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            ea.train["loss"][0] = 1.0
+        with pytest.raises(TypeError):
+            ea.train["loss"] = np.zeros(3)  # type: ignore[index]
+
+
+def test_epochs_of_files_with_other_metrics_are_not_shared(
+    sgd_run: Run, tmp_path: Path
+) -> None:
+    path = copy_session(sgd_run, tmp_path)
+    (train,) = _row(path, "SELECT train FROM epochs WHERE epoch = 1")
+    changed = train.replace('{"loss":', '{"loss":1', 1)
+    assert changed != train
+    _update(path, "UPDATE epochs SET train = ? WHERE epoch = 1", (changed,))
+    with Session(sgd_run.path) as a, Session(path) as b:
+        ea, eb = a.epochs(), b.epochs()
+        assert ea is not eb
+        assert eb.train["loss"][1] != ea.train["loss"][1]
+        assert np.array_equal(
+            np.delete(eb.train["loss"], 1), np.delete(ea.train["loss"], 1)
+        )
+
+
+def test_step_index_of_an_ended_run_is_kept_once(sgd_run: Run, tmp_path: Path) -> None:
+    # Every user's Session of a finished run reads the same step arrays.
+    copy = copy_session(sgd_run, tmp_path)
+    with Session(sgd_run.path) as a, Session(copy) as b:
+        assert a._index.seq_first is b._index.seq_first
+        assert a._index.n_events is b._index.n_events
+        assert a._index.ok is b._index.ok
+        assert_same_events(b.events(), a.events())
+
+
+def test_epochs_of_a_file_still_being_written_grow_with_refresh(
+    tmp_path: Path,
+) -> None:
+    spec, config, data, kf = build_case("adam")
+    path = tmp_path / "growing.session"
+    trainer = Trainer(spec, config, data)
+    rec = Recorder(path, trainer, keyframe_interval=kf)
+    trainer.begin()
+    spe = trainer.steps_per_epoch
+    for _ in range(2 * spe + 1):
+        rec.before_step(trainer)
+        trainer.train_step()
+    rec.flush()
+    with Session(path) as session:
+        first = session.epochs()
+        assert first.epoch.tolist() == [0, 1]
+        assert first.step.tolist() == [spe - 1, 2 * spe - 1]
+        trainer.run(before_step=rec.before_step)
+        rec.close()
+        session.refresh()
+        grown = session.epochs()
+        assert grown.epoch.tolist() == list(range(config.epochs))
+        assert np.array_equal(grown.train["loss"][:2], first.train["loss"])
