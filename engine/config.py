@@ -54,6 +54,15 @@ class TrainingConfig:
         ``"evaluation"``: one more pass over the whole training set with the
         parameters after the epoch, without dropout (exact, but it costs a
         forward pass over all the data every epoch).
+    start_step : int
+        Where in the schedule of ``epochs`` epochs the run starts (0: at the
+        beginning).  A fork continues its parent from there: the batches,
+        epoch numbers and optimizer step count go on, its own steps count
+        from 0, and it runs ``epochs * steps_per_epoch - start_step`` steps.
+    optimizer_start : int
+        The schedule step at which the optimizer's state started (0, or a
+        fork's ``start_step`` when it switched optimizer): Adam's bias
+        correction counts ``t`` from it.
     """
 
     loss: str = "mse"
@@ -70,6 +79,8 @@ class TrainingConfig:
     l2: float = 0.0
     shuffle: bool = True
     train_metrics: str = "batches"
+    start_step: int = 0
+    optimizer_start: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss", get_loss(self.loss).name)
@@ -110,6 +121,18 @@ class TrainingConfig:
         _check_range("beta2", self.beta2, 0.0, 1.0, high_open=True)
         _check_range("eps", self.eps, 0.0, math.inf, low_open=True)
         _check_range("l2", self.l2, 0.0, math.inf)
+        for name in ("start_step", "optimizer_start"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                msg = f"{name} must be a whole number >= 0; got {value!r}."
+                raise ConfigError(msg)
+        if self.optimizer_start > self.start_step:
+            msg = (
+                f"optimizer_start ({self.optimizer_start}) cannot be after "
+                f"start_step ({self.start_step}): the optimizer's state starts at "
+                "or before the run does."
+            )
+            raise ConfigError(msg)
         if self.train_metrics not in TRAIN_METRICS:
             msg = (
                 f"train_metrics must be one of {', '.join(TRAIN_METRICS)}; got "

@@ -114,7 +114,16 @@ class Trainer:
         n = data.n_train
         self.batch_size = n if config.batch_size is None else config.batch_size
         self.steps_per_epoch = math.ceil(n / self.batch_size)
-        self.total_steps = self.steps_per_epoch * config.epochs
+        # A fork starts part-way through the schedule; its steps count from 0.
+        self.start = config.start_step
+        self.total_steps = self.steps_per_epoch * config.epochs - self.start
+        if self.total_steps < 1:
+            msg = (
+                f"start_step {self.start} is at or after the end of "
+                f"{config.epochs} epochs of {self.steps_per_epoch} steps; give "
+                "more epochs to continue from there."
+            )
+            raise ConfigError(msg)
         self._perm: tuple[int, IntArray] | None = None
 
         # Trainable state.
@@ -149,7 +158,7 @@ class Trainer:
         # from the start of an epoch or from a state that has them.
         self._batch_metrics = config.train_metrics == "batches"
         sums = state.epoch_sums
-        if sums is None and state.step % self.steps_per_epoch == 0:
+        if sums is None and (self.start + state.step) % self.steps_per_epoch == 0:
             sums = (0.0, 0)
         self._sums_kept = sums is not None and self._batch_metrics
         self._epoch_loss, self._epoch_hits = sums or (0.0, 0)
@@ -279,8 +288,9 @@ class Trainer:
     def _train_step(self) -> bool:
         on = self._on
         step, cfg = self._step, self.config
-        epoch = step // self.steps_per_epoch
-        indices = self._batch_indices(step)
+        at = self.start + step  # the position in the schedule
+        epoch = at // self.steps_per_epoch
+        indices = self._batch_indices(at)
         full = self.batch_size >= self.data.n_train
         X = self.data.X_train if full else self.data.X_train[indices]
         y = self.data.y_train if full else self.data.y_train[indices]
@@ -330,7 +340,7 @@ class Trainer:
         if not math.isfinite(loss):
             return self._diverge(_first_nonfinite_forward(tr, per_sample), epoch)
         if self._sums_kept:
-            if step % self.steps_per_epoch == 0:
+            if at % self.steps_per_epoch == 0:
                 self._epoch_loss, self._epoch_hits = 0.0, 0
             self._epoch_loss += loss_sum
             assert self._labels is not None
@@ -387,7 +397,7 @@ class Trainer:
             return self._diverge(_first_nonfinite_grad(tr), epoch)
 
         # Parameter updates.
-        t = step + 1
+        t = at - cfg.optimizer_start + 1  # steps the optimizer's state has seen
         ratios = []
         changes = 0.0
         new_params: Params = []
@@ -459,7 +469,7 @@ class Trainer:
                 )
             )
         self._seq += 1
-        if (step + 1) % self.steps_per_epoch == 0:
+        if (at + 1) % self.steps_per_epoch == 0:
             if on["epoch_completed"]:
                 d = self.data
                 cached = self._train_eval
@@ -538,7 +548,7 @@ class Trainer:
         if step is None:
             step = self._step
         if self._on[ev.KINDS[cls]]:
-            epoch = step // self.steps_per_epoch
+            epoch = (self.start + step) // self.steps_per_epoch
             self._send(cls(self._seq, step, epoch, layer, **fields))
         self._seq += 1
 
@@ -580,7 +590,9 @@ class Trainer:
         self._seq = seq
 
     def _batch_indices(self, step: int) -> IntArray:
-        """Return the training rows of ``step``, computable without earlier steps.
+        """Return the training rows of schedule step ``step`` (``start`` + local).
+
+        Computable without earlier steps.
 
         A full batch is every row in order: shuffling it would change nothing
         but the order of a sum.

@@ -58,7 +58,7 @@ _shared_steps: weakref.WeakValueDictionary[bytes, _StepArrays] = (
 # and a real number among the event numbers does not parse as an integer.
 _STEPS_AT_ONCE = """
 SELECT count(*),
-    sum(epoch = step / :spe AND typeof(epoch) = 'integer'
+    sum(epoch = (step + :offset) / :spe AND typeof(epoch) = 'integer'
         AND seq_first < '' AND n_events BETWEEN 1 AND :most
         AND (status = 'ok' OR status = 'diverged' AND step = :high)
         AND summary >= x'' AND length(summary) = :width
@@ -118,6 +118,17 @@ class Plan:
     total_steps: int
     n_train: int
     n_test: int
+    start: int = 0
+    """Where in the schedule the run starts (a fork's ``config.start_step``)."""
+
+    @property
+    def first_epoch(self) -> int:
+        """Return the number of the epoch the run's first step belongs to."""
+        return self.start // self.steps_per_epoch
+
+    def epoch_end(self, epoch: int) -> int:
+        """Return the run's own number of the last step of ``epoch``."""
+        return (epoch + 1) * self.steps_per_epoch - 1 - self.start
 
 
 def check_meta(
@@ -163,12 +174,13 @@ def check_meta(
         total_steps=_whole(meta.get("total_steps"), "total_steps", where, 1),
         n_train=n_train,
         n_test=n_test,
+        start=config.start_step,
     )
     batch = n_train if config.batch_size is None else config.batch_size
     if (
         plan.batch_size != batch
         or plan.steps_per_epoch != math.ceil(n_train / batch)
-        or plan.total_steps != plan.steps_per_epoch * config.epochs
+        or plan.total_steps != plan.steps_per_epoch * config.epochs - config.start_step
     ):
         msg = f"{where} is unreadable: batch size, steps per epoch and total disagree."
         raise SessionFormatError(msg)
@@ -288,6 +300,7 @@ class StepIndex:
                 "start": start,
                 "high": high,
                 "spe": self.plan.steps_per_epoch,
+                "offset": self.plan.start,
                 "width": width,
                 "most": _MOST_EVENTS,
             },
@@ -351,7 +364,7 @@ class StepIndex:
                 raise SessionFormatError(msg)
             if (
                 type(epoch) is not int
-                or epoch != step // spe
+                or epoch != (step + self.plan.start) // spe
                 or type(seq_first) is not int
                 or seq_first != next_first
                 or type(n_events) is not int
@@ -440,7 +453,7 @@ class StepIndex:
 
     def _read_epochs(self, con: sqlite3.Connection) -> None:
         """Read where the new epochs' metrics sit; the metrics wait for ``metrics``."""
-        done = self.n_epochs - 1
+        done = self.plan.first_epoch + self.n_epochs - 1
         row = con.execute(_EPOCHS_AT_ONCE, {"done": done}).fetchone()
         if not self._fit_epochs(done, row):
             self._read_epochs_one_by_one(con, done)
@@ -457,7 +470,8 @@ class StepIndex:
         steps, seqs = columns
         spe = self.plan.steps_per_epoch
         epochs = np.arange(done + 1, done + 1 + n, dtype=np.int64)
-        if not np.array_equal(steps, (epochs + 1) * spe - 1) or (seqs < 0).any():
+        ends = (epochs + 1) * spe - 1 - self.plan.start
+        if not np.array_equal(steps, ends) or (seqs < 0).any():
             return False
         firsts, counts, n_steps = self.seq_first, self.n_events, self.n_steps
         step_list, seq_list = steps.tolist(), seqs.tolist()
@@ -472,14 +486,13 @@ class StepIndex:
             "SELECT epoch, step, seq FROM epochs WHERE epoch > ? ORDER BY epoch",
             (done,),
         ).fetchall()
-        spe = self.plan.steps_per_epoch
         for epoch, step, seq in rows:
             where = f"{self.path}: the metrics of epoch {epoch!r}"
             if (
                 type(epoch) is not int
                 or epoch != done + 1
                 or type(step) is not int
-                or step != (epoch + 1) * spe - 1
+                or step != self.plan.epoch_end(epoch)
                 or type(seq) is not int
                 or seq < 0
             ):
@@ -509,7 +522,7 @@ class StepIndex:
             return self._metrics
         rows = con.execute(
             "SELECT epoch, train, test FROM epochs WHERE epoch < ? ORDER BY epoch",
-            (n,),
+            (self.plan.first_epoch + n,),
         ).fetchall()
         if len(rows) != n:
             msg = f"{self.path}: the metrics of some epochs are gone: damaged."
@@ -532,8 +545,8 @@ class StepIndex:
             where = f"{self.path}: the metrics of epoch {epoch!r}"
             train.append(_metrics(train_text, where))
             test.append(_metrics(test_text, where))
-        epochs = np.arange(len(rows), dtype=np.int64)
-        steps = (epochs + 1) * self.plan.steps_per_epoch - 1
+        epochs = np.arange(len(rows), dtype=np.int64) + self.plan.first_epoch
+        steps = (epochs + 1) * self.plan.steps_per_epoch - 1 - self.plan.start
         epochs.flags.writeable = False
         steps.flags.writeable = False
         return EpochSeries(

@@ -117,6 +117,11 @@ class Session:
             msg = f"{self.path} has unreadable metadata ({err}): the file is damaged."
             raise SessionFormatError(msg) from err
         self.n_layers = len(self.spec.layers)
+        # A fork starts from its parent's recorded state, not from its seed.
+        parent = self.meta.get("parent")
+        self.fork_of: dict[str, Any] | None = (
+            parent if isinstance(parent, dict) else None
+        )
         self._state_names = OPTIMIZERS[self.config.optimizer].state_names
         self._dataset: Dataset | None = None
         self._cache: Trainer | None = None
@@ -473,7 +478,7 @@ class Session:
             raise SessionFormatError(
                 f"{what} does not fit the network ({err})."
             ) from err
-        if step == 0 and not self._start_checked:
+        if step == 0 and not self._start_checked and self.fork_of is None:
             # The first keyframe must be the initialization the seed gives.
             fresh = Trainer(self.spec, self.config, self.dataset).state()
             start = apply_initial_values(fresh.params, self.initial_values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,9 +139,16 @@ def _verify(
         return report
 
     log: list[ev.Event] = []
-    trainer = Trainer(session.spec, session.config, session.dataset, log.append)
-    # Hand-set initial values (meta ``initial_values``) go over the drawn ones.
-    trainer.params = apply_initial_values(trainer.params, session.initial_values)
+    if session.fork_of is None:
+        trainer = Trainer(session.spec, session.config, session.dataset, log.append)
+        # Hand-set initial values (meta ``initial_values``) go over the drawn ones.
+        trainer.params = apply_initial_values(trainer.params, session.initial_values)
+    else:
+        # A fork's recorded start is its parent's state (keyframe 0).
+        start = dataclasses.replace(session.state_before(0), seq=0)
+        trainer = Trainer(
+            session.spec, session.config, session.dataset, log.append, state=start
+        )
     trainer.begin()
     total = session.last_step + 1
     for step in range(total):

@@ -924,7 +924,9 @@ def _calls_and_imports(source: str) -> list[str]:
             ):
                 found.append(func.attr)
             for kw in node.keywords:
-                if kw.arg == "allow_pickle":
+                # np.save(..., allow_pickle=False) refuses objects: allowed.
+                refuses = isinstance(kw.value, ast.Constant) and kw.value.value is False
+                if kw.arg == "allow_pickle" and not refuses:
                     found.append("allow_pickle")
     return found
 
@@ -946,6 +948,7 @@ def test_the_meta_test_would_catch_pickle_and_eval() -> None:
     sample = (
         "import pickle\nx = eval('1')\nnp.load(f, allow_pickle=True)\n"
         "re.compile('x')\ncon.enable_load_extension(True)\n"
+        "np.save(f, a, allow_pickle=False)\n"
     )
     found = _calls_and_imports(sample)
     assert sorted(found) == ["allow_pickle", "enable_load_extension", "eval", "pickle"]
