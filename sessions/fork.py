@@ -31,12 +31,13 @@ from engine.errors import ConfigError
 from engine.network import LayerSpec, NetworkSpec
 from engine.optimizers import OPTIMIZERS, get_optimizer
 from engine.trainer import Trainer, TrainerState
+from sessions.errors import SessionError
 from sessions.initial import apply_initial_values, normalize_initial_values, to_meta
 from sessions.recorder import DEFAULT_KEYFRAME_INTERVAL, Recorder
 from sessions.session import Session
 from sessions.state import encode_state
 
-__all__ = ["FORK_SETTINGS", "fork", "fork_start", "parent_state_matches"]
+__all__ = ["FORK_SETTINGS", "family", "fork", "fork_start", "parent_state_matches"]
 
 FORK_SETTINGS = (
     "lr",
@@ -258,3 +259,44 @@ def _with_dropout(spec: NetworkSpec, dropout: Sequence[float] | None) -> Network
         for layer, rate in zip(spec.layers, rates, strict=True)
     )
     return dataclasses.replace(spec, layers=layers)
+
+
+def family(
+    session: Session, folders: Sequence[str | Path] = ()
+) -> list[tuple[Path, str, str]]:
+    """Return the runs related to ``session``, as (path, title, how).
+
+    Looks in the session's folder and in ``folders`` (a student's forks of a
+    class-library session sit in the student's own folder).  ``how`` is
+    ``"parent"``, ``"this run"``, ``"fork"`` (a fork of this run) or
+    ``"sibling"`` (another fork of its parent).  Runs are matched by file
+    name; files that cannot be opened are left out.
+    """
+    me = session.path.name
+    mine = (session.fork_of or {}).get("file")
+    out: list[tuple[Path, str, str]] = []
+    seen: set[Path] = set()
+    paths = []
+    for folder in (session.path.parent, *map(Path, folders)):
+        for path in sorted(folder.glob("*.session")):
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                paths.append(path)
+    for path in paths:
+        if path.resolve() == session.path.resolve():
+            out.append((path, session.title, "this run"))
+            continue
+        try:
+            with Session(path, verify_steps=False) as other:
+                theirs = (other.fork_of or {}).get("file")
+                title = other.title
+        except (SessionError, OSError):
+            continue
+        if path.name == mine:
+            out.append((path, title, "parent"))
+        elif theirs == me:
+            out.append((path, title, "fork"))
+        elif mine is not None and theirs == mine:
+            out.append((path, title, "sibling"))
+    order = {"parent": 0, "this run": 1, "sibling": 2, "fork": 3}
+    return sorted(out, key=lambda r: order[r[2]])

@@ -19,10 +19,11 @@ from engine.data import Dataset
 from engine.errors import ConfigError
 from engine.network import NetworkSpec
 from engine.trainer import Trainer
-from sessions import SessionError, record
+from sessions import Session, SessionError, record
+from sessions.fork import fork, fork_start
 from sessions.initial import normalize_initial_values
 
-__all__ = ["TrainingJob", "session_path"]
+__all__ = ["ForkJob", "TrainingJob", "session_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +89,25 @@ class TrainingJob:
         # Building a trainer checks that network, loss and data fit together.
         probe = Trainer(spec, config, data)
         normalize_initial_values(initial_values, spec)
+        self._setup(spec, config, data, path, probe.total_steps, title, description)
+        self.initial_values = dict(initial_values or {})
+
+    def _setup(
+        self,
+        spec: NetworkSpec,
+        config: TrainingConfig,
+        data: Dataset,
+        path: str | Path,
+        total_steps: int,
+        title: str,
+        description: str,
+    ) -> None:
         self.spec, self.config, self.data = spec, config, data
         self.path = Path(path)
         self.title = title
         self.description = description
-        self.initial_values = dict(initial_values or {})
-        self.total_steps = probe.total_steps
+        self.initial_values: dict[Any, float] = {}
+        self.total_steps = total_steps
         self.step = 0
         self.status = "ready"
         self.message = ""
@@ -133,19 +147,23 @@ class TrainingJob:
     def _progress(self, trainer: Trainer) -> None:
         self.step = trainer.step_index
 
+    def _record(self) -> str:
+        """Train and record the run; return why it ended."""
+        return record(
+            self.spec,
+            self.config,
+            self.data,
+            self.path,
+            title=self.title,
+            description=self.description,
+            should_stop=self._stop.is_set,
+            progress=self._progress,
+            initial_values=self.initial_values,
+        )
+
     def _run(self) -> None:
         try:
-            reason = record(
-                self.spec,
-                self.config,
-                self.data,
-                self.path,
-                title=self.title,
-                description=self.description,
-                should_stop=self._stop.is_set,
-                progress=self._progress,
-                initial_values=self.initial_values,
-            )
+            reason = self._record()
         except (ConfigError, SessionError) as err:
             self.message = str(err)
             self.status = "failed"
@@ -155,3 +173,45 @@ class TrainingJob:
             self.status = "failed"
         else:
             self.status = reason
+
+
+class ForkJob(TrainingJob):
+    """Record a fork of a session (see :func:`sessions.fork.fork`) in a thread.
+
+    The fork is checked now (``fork_start``), so an impossible one raises
+    :class:`ConfigError` before any thread or file exists.
+    """
+
+    def __init__(
+        self,
+        parent: Session,
+        step: int,
+        path: str | Path,
+        *,
+        changes: dict[str, Any] | None = None,
+        dropout: list[float] | None = None,
+        edits: dict[Any, float] | None = None,
+        title: str = "",
+    ) -> None:
+        spec, config, start, _ = fork_start(parent, step, changes, dropout, edits)
+        total = Trainer(spec, config, parent.dataset, state=start).total_steps
+        self._setup(spec, config, parent.dataset, path, total, title, "")
+        self.parent_path = parent.path
+        self.fork_step = step
+        self.changes = dict(changes or {})
+        self.dropout = dropout
+        self.edits = dict(edits or {})
+
+    def _record(self) -> str:
+        with Session(self.parent_path) as parent:
+            return fork(
+                parent,
+                self.fork_step,
+                self.path,
+                changes=self.changes,
+                dropout=self.dropout,
+                edits=self.edits,
+                title=self.title,
+                should_stop=self._stop.is_set,
+                progress=self._progress,
+            )

@@ -19,6 +19,7 @@ from engine.errors import ConfigError
 from engine.network import NetworkSpec
 from engine.optimizers import OPTIMIZERS
 from sessions import Session, SessionError
+from sessions.fork import FORK_SETTINGS, family
 from sessions.initial import normalize_initial_values
 from ui import explain
 from ui.export import ArrayDownload
@@ -26,7 +27,7 @@ from ui.metrics import decimate
 from ui.tabs.base import Tab
 from ui.tabs.forward import heat_grid
 from ui.tabs.network import fit_design
-from ui.training_job import TrainingJob, session_path
+from ui.training_job import ForkJob, TrainingJob, session_path
 
 __all__ = ["TrainingTab", "UpdateExpansion", "expand_update", "fitting_loss"]
 
@@ -340,6 +341,26 @@ class TrainingTab(Tab):
         for w in (self.pick_layer, self.pick_param, self.pick_i, self.pick_j):
             w.param.watch(self._on_pick_change, "value")
         self.update_pane = pn.pane.HTML("", **text)
+        # Fork: continue the open session from the cursor with the form's settings.
+        self.fork_button = pn.widgets.Button(
+            label="Fork from this step",
+            description=(
+                "Continue the open run from the cursor's step with the settings "
+                "above (and the picked parameter set to the value beside)"
+            ),
+            width=180,
+        )
+        self.fork_value = pn.widgets.FloatInput(
+            label="Set the picked parameter to (fork only)", value=None, width=240
+        )
+        self.fork_button.on_click(self._on_fork_click)
+        # The family of the open run: its parent, its siblings, its forks.
+        self.family = pn.widgets.Select(
+            label="Family of this run", options={}, width=420, visible=False
+        )
+        self.family_open = pn.widgets.Button(label="Open", width=70, visible=False)
+        self.family_open.on_click(self._on_family_open)
+        self._family_of: Any = None
         # Any gradient or update of the step (whole arrays), as a .npy file.
         self.array_download = ArrayDownload(
             state=self.state, kinds=["gradient_computed", "parameters_updated"]
@@ -361,6 +382,8 @@ class TrainingTab(Tab):
             pn.Row(self.loss, self.l2, self.dropout),
             pn.Row(self.run_title, self.description),
             pn.Row(self.train_button, self.stop_button, self.bar),
+            pn.Row(self.fork_button, self.fork_value),
+            pn.Row(self.family, self.family_open),
             self.message,
             self.fit_note,
             self.progress,
@@ -443,6 +466,18 @@ class TrainingTab(Tab):
         """
         spec, data = self._base()
         self._update_loss_choice()
+        config = self._form_config(self.loss.value)
+        rates = parse_dropout(self.dropout.value, len(spec.layers) - 1)
+        layers = [
+            replace(layer, dropout=rate)
+            for layer, rate in zip(spec.layers[:-1], rates, strict=True)
+        ]
+        spec = NetworkSpec(spec.n_in, (*layers, spec.layers[-1]), spec.initial_params)
+        normalize_initial_values(self.state.initial_values, spec)
+        return spec, config, data
+
+    def _form_config(self, loss: str) -> TrainingConfig:
+        """Return the training settings of the form, with ``loss``."""
         for w in (self.epochs, self.lr, self.seed, self.l2):
             if w.value is None:
                 raise ConfigError(f"{w.name} is empty; enter a number.")
@@ -458,8 +493,8 @@ class TrainingTab(Tab):
             if value is None:
                 raise ConfigError(f"{name} is empty; enter a number.")
         batch = None if self.full_batch.value else self.batch_size.value
-        config = TrainingConfig(
-            loss=self.loss.value,
+        return TrainingConfig(
+            loss=loss,
             optimizer=self.optimizer.value,
             lr=float(self.lr.value),
             epochs=int(self.epochs.value),
@@ -468,16 +503,68 @@ class TrainingTab(Tab):
             l2=float(self.l2.value),
             **{k: float(v) for k, v in settings.items()},
         )
-        rates = parse_dropout(self.dropout.value, len(spec.layers) - 1)
-        layers = [
-            replace(layer, dropout=rate)
-            for layer, rate in zip(spec.layers[:-1], rates, strict=True)
-        ]
-        spec = NetworkSpec(spec.n_in, (*layers, spec.layers[-1]), spec.initial_params)
-        normalize_initial_values(self.state.initial_values, spec)
-        return spec, config, data
+
+    def fork_changes(self) -> tuple[dict[str, Any], list[float] | None, dict]:
+        """Return what the form changes for a fork of the open session.
+
+        The settings that differ from the session's (among those a fork may
+        change), the dropout rates if they differ, and the picked parameter
+        with its new value if one is given.
+
+        Raises
+        ------
+        ConfigError
+            If a setting is invalid.
+        """
+        session = self.state.session
+        if session is None:
+            raise ConfigError("Open a session first: a fork continues an open run.")
+        old = session.config
+        form = self._form_config(old.loss)
+        changes = {
+            key: getattr(form, key)
+            for key in FORK_SETTINGS
+            if key != "train_metrics" and getattr(form, key) != getattr(old, key)
+        }
+        rates = [*parse_dropout(self.dropout.value, len(session.spec.layers) - 1), 0.0]
+        dropout = rates if rates != [x.dropout for x in session.spec.layers] else None
+        edits = {}
+        if self.fork_value.value is not None:
+            layer, name = (self.pick_layer.value or 1) - 1, self.pick_param.value
+            i, j = ((v or 1) - 1 for v in (self.pick_i.value, self.pick_j.value))
+            index = (i, j) if name == "W" else (j,)
+            edits[(layer, name, index)] = float(self.fork_value.value)
+        return changes, dropout, edits
+
+    def fork_run(self) -> bool:
+        """Fork the open run from the cursor's step; False (and a message) if not."""
+        if self.busy():
+            return False
+        session, step = self.state.session, self.state.step
+        try:
+            changes, dropout, edits = self.fork_changes()
+            assert session is not None
+            title = self.run_title.value.strip()
+            path = session_path(self.state.sessions_dir, f"{session.path.stem}-fork")
+            job = ForkJob(
+                session,
+                step,
+                path,
+                changes=changes,
+                dropout=dropout,
+                edits=edits,
+                title=title,
+            )
+        except (ConfigError, SessionError) as err:
+            self._show_error(str(err))
+            return False
+        self.start_job(job)
+        return True
 
     # -- running -------------------------------------------------------------
+
+    def _on_fork_click(self, *_: Any) -> None:
+        self.fork_run()
 
     def _on_train_click(self, *_: Any) -> None:
         self.start_run()
@@ -489,11 +576,7 @@ class TrainingTab(Tab):
 
     def start_run(self) -> bool:
         """Check the form and start a recorded run; False (with a message) if not."""
-        if self.job is not None and not self.job.done:
-            self._show_error(
-                "A run is already training; press Stop or wait for it to end "
-                "before starting another."
-            )
+        if self.busy():
             return False
         try:
             spec, config, data = self.build_run()
@@ -511,6 +594,21 @@ class TrainingTab(Tab):
         except (ConfigError, SessionError) as err:
             self._show_error(str(err))
             return False
+        self.start_job(job)
+        return True
+
+    def busy(self) -> bool:
+        """Return True (and say so) while a run is training."""
+        if self.job is not None and not self.job.done:
+            self._show_error(
+                "A run is already training; press Stop or wait for it to end "
+                "before starting another."
+            )
+            return True
+        return False
+
+    def start_job(self, job: TrainingJob) -> None:
+        """Start ``job`` and follow it: open its file, show its progress."""
         self.message.object = ""
         self.job = job
         self._following = None
@@ -525,7 +623,6 @@ class TrainingTab(Tab):
         )
         if self._poll is None:
             self._poll = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
-        return True
 
     def poll(self) -> None:
         """Follow the running job: open its file, grow the slider, show progress.
@@ -602,7 +699,8 @@ class TrainingTab(Tab):
         parts = [f"Step {n} of {job.total_steps}"]
         if session is not None and n:
             spe = session.plan.steps_per_epoch
-            parts.append(f"epoch {(n - 1) // spe + 1} of {session.config.epochs}")
+            at = session.config.start_step + n - 1  # a fork continues its parent's
+            parts.append(f"epoch {at // spe + 1} of {session.config.epochs}")
             loss = self._last_loss(session)
             if loss is not None:
                 parts.append(f"loss {explain.fmt(loss)}")
@@ -614,6 +712,28 @@ class TrainingTab(Tab):
             f" — file {html.escape(job.path.name)}</p>"
         )
 
+    def _update_family(self) -> None:
+        """List the open run's parent, siblings and forks (once per session)."""
+        session = self.state.session
+        if session is self._family_of:
+            return
+        self._family_of = session
+        folders = [self.state.sessions_dir]
+        runs = family(session, folders) if session is not None else []
+        options = {
+            f"{how}: {title} ({path.name})": str(path) for path, title, how in runs
+        }
+        self.family.options = options
+        if session is not None and options:
+            self.family.value = str(session.path)
+        self.family.visible = self.family_open.visible = len(runs) > 1
+
+    def _on_family_open(self, *_: Any) -> None:
+        target = self.family.value
+        session = self.state.session
+        if target and (session is None or target != str(session.path)):
+            self.state.open(target)
+
     def _last_loss(self, session: Session) -> float | None:
         series = session.series()
         return float(series.loss[-1]) if len(series.loss) else None
@@ -621,6 +741,7 @@ class TrainingTab(Tab):
     # -- the open session's views --------------------------------------------
 
     def _update(self) -> None:
+        self._update_family()
         self._fill_defaults()
         self._update_loss_choice()
         self._update_curve()
