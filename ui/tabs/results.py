@@ -15,6 +15,7 @@ from bokeh.palettes import Blues256, RdBu11
 
 from engine.network import forward
 from ui import metrics
+from ui.compare import ComparePanel
 from ui.export import session_downloads
 from ui.plots import (
     TABLE_CSS,
@@ -113,6 +114,7 @@ class ResultsTab(Tab):
                 self._curves["accuracy_pane"],
                 sizing_mode="stretch_width",
             ),
+            ComparePanel(state=self.state),
             sizing_mode="stretch_width",
         )
 
