@@ -24,7 +24,7 @@ __all__ = [
     "write_chain",
 ]
 
-EDITABLE_META = frozenset({"title", "description"})
+EDITABLE_META = frozenset({"title", "description", "guide"})
 """Metadata entries the app edits in place; the chain leaves them out."""
 
 ROW_TABLES: tuple[tuple[str, str, str], ...] = (
