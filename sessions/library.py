@@ -12,13 +12,14 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sessions.codec import from_json, to_json
 from sessions.errors import SessionError, SessionFormatError
+from sessions.guide import Stop, write_guide
 from sessions.schema import check_schema
 from sessions.state import decode_event
 
@@ -293,6 +294,11 @@ class SessionFolder:
         """Write a title (and description) into the file ``name``; see set_title."""
         self.require_writable("change titles in")
         return set_title(self.file(name), title, description)
+
+    def set_guide(self, name: str, stops: Sequence[Stop]) -> None:
+        """Store ``stops`` as the guide of the file ``name``; see write_guide."""
+        self.require_writable("change guides in")
+        write_guide(self.file(name), stops)
 
     def keep(
         self,

@@ -26,6 +26,7 @@ from sessions import SessionError
 from sessions.workspace import ClassAccess, Workspace
 from ui.cursor import CursorControls
 from ui.export import PlotFileNames
+from ui.guide import GuidePanel
 from ui.library import SessionLibrary
 from ui.state import AppState
 from ui.tabs import TABS
@@ -102,6 +103,7 @@ class App:
         self.cursor = CursorControls(state=state)
         self.library = SessionLibrary(state=state, workspace=workspace)
         self.trust = TrustBadge(state=state)
+        self.guide = GuidePanel(state=state, folder_of=workspace.find)
         self._follow: Any = None
 
         self.title = pn.pane.HTML(
@@ -152,7 +154,7 @@ class App:
             title="glassnet",
             header=header,
             sidebar=[self.library],
-            main=[self.message_row, self.trust, self.cursor, self.tabs],
+            main=[self.message_row, self.trust, self.cursor, self.guide, self.tabs],
             sidebar_width=340,
         )
         if pn.state.location is not None:
