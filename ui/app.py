@@ -25,6 +25,7 @@ import panel as pn
 from sessions import SessionError
 from sessions.workspace import ClassAccess, Workspace
 from ui.cursor import CursorControls
+from ui.explain_panel import ExplainPanel
 from ui.export import PlotFileNames
 from ui.guide import GuidePanel
 from ui.library import SessionLibrary
@@ -104,6 +105,7 @@ class App:
         self.library = SessionLibrary(state=state, workspace=workspace)
         self.trust = TrustBadge(state=state)
         self.guide = GuidePanel(state=state, folder_of=workspace.find)
+        self.explainer = ExplainPanel(state=state)
         self._follow: Any = None
 
         self.title = pn.pane.HTML(
@@ -154,7 +156,14 @@ class App:
             title="glassnet",
             header=header,
             sidebar=[self.library],
-            main=[self.message_row, self.trust, self.cursor, self.guide, self.tabs],
+            main=[
+                self.message_row,
+                self.trust,
+                self.cursor,
+                self.explainer,
+                self.guide,
+                self.tabs,
+            ],
             sidebar_width=340,
         )
         if pn.state.location is not None:
