@@ -75,12 +75,18 @@ class ExplainPanel(pn.viewable.Viewer):
         self.cursor_button = pn.widgets.Button(label="From the cursor", width=140)
         self.explain_button = pn.widgets.Button(label="Explain", width=90)
         self.clear_button = pn.widgets.Button(label="Clear", width=70)
+        self.follow = pn.widgets.Checkbox(
+            label="Follow the cursor (explain whatever you click or pick)", value=True
+        )
         self.tree = pn.Column(sizing_mode="stretch_width")
         self.nodes: list[Explanation] = []
         self.cursor_button.on_click(lambda _: self.from_cursor())
         self.explain_button.on_click(lambda _: self.explain_form())
         self.clear_button.on_click(lambda _: self.clear())
         self.state.param.watch(lambda *_: self.clear(), "session")
+        self.state.param.watch(
+            self._on_cursor, ["step", "op", "sample", "layer", "neuron"]
+        )
         self._layout = pn.Card(
             pn.pane.HTML(
                 "<p>Explain any recorded number: its formula with the actual "
@@ -97,6 +103,7 @@ class ExplainPanel(pn.viewable.Viewer):
                 self.explain_button,
                 self.clear_button,
             ),
+            self.follow,
             self.tree,
             title="Explain a number",
             collapsed=True,
@@ -105,6 +112,11 @@ class ExplainPanel(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
+
+    def _on_cursor(self, *_: Any) -> None:
+        # Only while the card is open: a closed card costs nothing per move.
+        if self.follow.value and not self._layout.collapsed:
+            self.from_cursor()
 
     def from_cursor(self) -> Explanation | None:
         """Explain the number at the cursor (and fill the form with it)."""

@@ -89,3 +89,17 @@ def test_explaining_in_the_browser(page: Any, tmp_path: Path, open_app: Any) -> 
         )
     finally:
         server.stop()
+
+
+def test_an_open_card_follows_the_cursor(state: AppState) -> None:
+    panel = ExplainPanel(state=state)
+    state.go_to(1)
+    assert not panel.nodes  # closed: nothing is computed on cursor moves
+    panel._layout.collapsed = False
+    state.op = _op(state, ev.WeightedSumComputed, layer=0)
+    assert panel.nodes and panel.nodes[0].ref.kind == "z"
+    state.neuron = 2  # picking another unit (a click on the diagram) explains it
+    assert panel.nodes[0].ref.index == (0, 2)
+    panel.follow.value = False
+    state.neuron = 1
+    assert panel.nodes[0].ref.index == (0, 2)
