@@ -488,9 +488,9 @@ def _costs(costs: dict[str, dict[str, list[float]]]) -> str:
             f"{n} interleaved repetitions (after a warm-up) of one whole run. The "
             "recorder asks the trainer for `step_completed`, `epoch_completed`, "
             "`training_diverged` and `session_ended`; `epoch_completed` means "
-            "computing loss and accuracy on the whole training and test sets after "
-            "every epoch, which a run without a sink (and the PyTorch loop) never "
-            "does.",
+            "evaluating loss and accuracy on the whole test set after every epoch "
+            "(the training figures are the epoch's batch sums, which every run "
+            "keeps), which a run without a sink (and the PyTorch loop) never does.",
             "",
             _table(head, rows),
         ]
