@@ -63,12 +63,16 @@ MISSING_POLICIES = ("error", "drop", "impute_mean")
 CATEGORICAL_POLICIES = ("one_hot", "error")
 
 _EXPONENT = r"(?:[eE][+-]?[0-9]+)?"
-# A decimal comma, also after thousands points ("1.234,5") or before an exponent.
+#: Spaces (plain, no-break, narrow no-break) or an apostrophe between groups of
+#: three digits are thousands separators whatever the decimal mark: "1 000,5".
+_SPACES = " \u00a0\u202f'"
+# A decimal comma, also after thousands points or spaces ("1.234,5", "1 234,5")
+# or before an exponent; the same for a decimal point.
 _DECIMAL_COMMA = re.compile(
-    r"[+-]?(?:[0-9]+|[0-9]{1,3}(?:\.[0-9]{3})+),[0-9]+" + _EXPONENT
+    rf"[+-]?(?:[0-9]+|[0-9]{{1,3}}(?:[.{_SPACES}][0-9]{{3}})+),[0-9]+" + _EXPONENT
 )
 _DECIMAL_POINT = re.compile(
-    r"[+-]?(?:[0-9]*|[0-9]{1,3}(?:,[0-9]{3})+)\.[0-9]+" + _EXPONENT
+    rf"[+-]?(?:[0-9]*|[0-9]{{1,3}}(?:[,{_SPACES}][0-9]{{3}})+)\.[0-9]+" + _EXPONENT
 )
 #: Numbers written with thousands separators, by decimal mark: "1,234.5" and
 #: "1,234,567" with a decimal point, "1.234,5" and "1.234.567" with a decimal
@@ -80,6 +84,12 @@ _GROUPED = {
     ",": re.compile(
         r"[+-]?[0-9]{1,3}(?:(?:\.[0-9]{3})+,[0-9]+|(?:\.[0-9]{3}){2,})" + _EXPONENT
     ),
+}
+_SPACED = {
+    mark: re.compile(
+        rf"[+-]?[0-9]{{1,3}}(?:[{_SPACES}][0-9]{{3}})+(?:\{mark}[0-9]+)?" + _EXPONENT
+    )
+    for mark in ".,"
 }
 _SEP_HINT = re.compile(r"sep=(.)", re.IGNORECASE)
 
@@ -528,6 +538,13 @@ def _decode(raw: bytes, encoding: str | None) -> tuple[str, str, list[str]]:
         text, used = _decode_strict(raw, "utf-32"), "utf-32"
     elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         text, used = _decode_strict(raw, "utf-16"), "utf-16"
+    elif _utf16_without_bom(raw):
+        used = _utf16_without_bom(raw)
+        text = _decode_strict(raw, used)
+        notes.append(
+            f"The file is {used.upper()} text without a byte-order mark (every "
+            "other byte is 0); it was read as such."
+        )
     else:
         _reject_binary(raw)
         if raw.startswith(codecs.BOM_UTF8):
@@ -552,6 +569,23 @@ def _decode(raw: bytes, encoding: str | None) -> tuple[str, str, list[str]]:
         )
         raise DatasetError(msg)
     return text, used, notes
+
+
+def _utf16_without_bom(raw: bytes) -> str:
+    """Return "utf-16-le" or "utf-16-be" for UTF-16 text without a BOM, else "".
+
+    Text in Latin script saved as UTF-16 has a 0 byte in every character: the
+    second byte of each pair (little-endian) or the first (big-endian).
+    """
+    sample = raw[:8192]
+    if len(sample) < 4 or len(sample) % 2:
+        return ""
+    odd, even = sample[1::2], sample[0::2]
+    half = len(odd)
+    for zeros, others, name in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if zeros.count(0) >= 0.9 * half and others.count(0) <= 0.1 * half:
+            return name
+    return ""
 
 
 def _reject_binary(raw: bytes) -> None:
@@ -638,8 +672,11 @@ def _classify(
     arrays have the shape of `cells`; values are NaN where there is no number.
     """
     flat = pd.Series(cells.ravel(), dtype=object)
+    if flat.str.contains("\u2212", regex=False).any():
+        flat = flat.str.replace("\u2212", "-", regex=False)  # the minus sign −
     grouped = _grouped(flat, decimal)
-    points = flat.where(~grouped, flat.str.replace("," if decimal == "." else ".", ""))
+    separators = "[" + ("," if decimal == "." else ".") + _SPACES + "]"
+    points = flat.where(~grouped, flat.str.replace(separators, "", regex=True))
     if decimal == ",":
         points = points.str.replace(",", ".", regex=False)
     numbers = pd.to_numeric(points, errors="coerce")
@@ -661,9 +698,12 @@ def _classify(
 def _grouped(flat: pd.Series, decimal: str) -> NDArray[np.bool_]:
     """Return which cells are numbers written with thousands separators."""
     group = "," if decimal == "." else "."
-    if not flat.str.contains(group, regex=False).any():
+    marks = "[" + re.escape(group) + _SPACES + "]"
+    if not flat.str.contains(marks, regex=True).any():
         return np.zeros(len(flat), dtype=bool)
-    return flat.str.fullmatch(_GROUPED[decimal].pattern).fillna(False).to_numpy(bool)
+    grouped = flat.str.fullmatch(_GROUPED[decimal].pattern)
+    spaced = flat.str.fullmatch(_SPACED[decimal].pattern)
+    return (grouped.fillna(False) | spaced.fillna(False)).to_numpy(bool)
 
 
 def _split_line(line: str, delimiter: str) -> list[str]:
@@ -737,7 +777,7 @@ def _detect_decimal(lines: list[str], delimiter: str) -> str:
     commas = points = 0
     for line in lines[1:]:
         for cell in _split_line(line, delimiter):
-            value = cell.strip()
+            value = cell.strip().replace("\u2212", "-")  # the minus sign −
             commas += bool(_DECIMAL_COMMA.fullmatch(value))
             points += bool(_DECIMAL_POINT.fullmatch(value))
     return "," if commas and not points else "."
@@ -780,6 +820,8 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
         n = len(blank_lines)
         msg = f"The file is empty: its {n} line{'s' if n != 1 else ''} hold no values."
         raise DatasetError(msg)
+    if opts.header is not False:
+        records = _skip_title_lines(records, n_fields, cells, starts, decimal, notes)
 
     # The first record holds column names unless one of its cells is a number.
     first, width = records[0], n_fields[records[0]]
@@ -843,6 +885,46 @@ def _parse(text: str, opts: CsvOptions) -> _Table:
         header=bool(has_header),
         notes=notes,
     )
+
+
+#: Lines above the table that a title or comment may take, at most.
+MAX_TITLE_LINES = 5
+
+
+def _skip_title_lines(
+    records: NDArray[np.intp],
+    n_fields: NDArray[np.intp],
+    cells: NDArray[np.object_],
+    starts: NDArray[np.intp],
+    decimal: str,
+    notes: list[str],
+) -> NDArray[np.intp]:
+    """Drop title or comment lines above the table, with a notice naming them.
+
+    A line counts as one when it has fewer fields than the table, the next
+    line is a header (no cell is a number) and every record after it (at
+    least two) has the table's width: exports often start with a line such as
+    "# exported by ..." or "Sales report 2024".
+    """
+    widths = n_fields[records]
+    for k in range(1, min(MAX_TITLE_LINES, len(records) - 2) + 1):
+        width = widths[k]
+        if width >= 2 and (widths[:k] < width).all() and (widths[k:] == width).all():
+            _, missing, text = _classify(cells[records[k], :width], decimal)
+            if not (missing | text).all():
+                return records  # a row of numbers: the table has no header
+            shown = "; ".join(
+                f"line {starts[r]}: "
+                + repr(" ".join(c for c in cells[r, : n_fields[r]] if c)[:60])
+                for r in records[:k]
+            )
+            notes.append(
+                f"{k} line{'s' if k != 1 else ''} above the table "
+                f"{'were' if k != 1 else 'was'} skipped, having fewer fields than "
+                f"its {width} columns ({shown})."
+            )
+            return records[k:]
+    return records
 
 
 def _read_records(
@@ -1092,6 +1174,17 @@ def _build(
     # Target: task, classes and values of the kept rows.
     task, reason, targets, class_names = _target(y_col, rows, target, opts, dropped)
     notes.append(reason)
+    folded: dict[str, list[str]] = {}
+    for class_name in class_names:
+        folded.setdefault(class_name.casefold(), []).append(class_name)
+    twins = [group for group in folded.values() if len(group) > 1]
+    if twins:
+        shown = "; ".join(" and ".join(repr(c) for c in g) for g in twins[:5])
+        notes.append(
+            f"Some class labels of {target!r} differ only in upper and lower case "
+            f"({shown}); they are kept as different classes. If they mean the "
+            "same, write them alike in the file."
+        )
 
     # Features: numbers as they are, text one-hot encoded.
     X, feature_names, one_hot = _encode_features(features, rows, opts, notes)

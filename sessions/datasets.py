@@ -1201,8 +1201,18 @@ def _standardize(
     A column that is constant in the training rows is left as it is (recorded as
     mean 0, std 1, so ``x_scaled = (x - mean) / std`` holds for every column).
     """
-    mean = X[train].mean(axis=0)
-    std = X[train].std(axis=0)
+    rows = X[train]
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = rows.mean(axis=0)
+        std = rows.std(axis=0)
+    # Values near the float64 limit (1e308) overflow the sums: such columns are
+    # scaled down by their largest magnitude first, and scaled with that.
+    huge = ~(np.isfinite(mean) & np.isfinite(std))
+    scale = np.ones_like(mean)
+    if huge.any():
+        scale[huge] = np.abs(rows[:, huge]).max(axis=0)
+        mean[huge] = (rows[:, huge] / scale[huge]).mean(axis=0) * scale[huge]
+        std[huge] = (rows[:, huge] / scale[huge]).std(axis=0) * scale[huge]
     constant = ~(std > 1e-12 * np.maximum(1.0, np.abs(mean)))
     mean = np.where(constant, 0.0, mean)
     std = np.where(constant, 1.0, std)
@@ -1224,4 +1234,10 @@ def _standardize(
         "std": [float(v) for v in std],
         "unscaled_columns": unscaled,
     }
-    return (X - mean) / std, info, notes
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (X - mean) / std
+    if huge.any():
+        out[:, huge] = (X[:, huge] / scale[huge] - mean[huge] / scale[huge]) / (
+            std[huge] / scale[huge]
+        )
+    return out, info, notes

@@ -12,6 +12,7 @@ with a `DatasetError` only where the file really is ambiguous.
 from __future__ import annotations
 
 import codecs
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,8 +70,19 @@ class Written:
 
 
 def _number(value: float, decimal: str, style: str) -> str:
+    """Write a number as spreadsheets and scripts do; it must read back exactly.
+
+    ``style`` is ``repr``, ``g`` or ``e``, or ``grouped:<separator>`` for
+    thousands separated by a space, a no-break space or an apostrophe; ``minus``
+    writes negative numbers with the minus sign U+2212.
+    """
     value = float(value)
-    text = {"repr": repr(value), "g": f"{value:.17g}", "e": f"{value:.16e}"}[style]
+    if style.startswith("grouped:"):
+        text = format(value, ",").replace(",", style.removeprefix("grouped:"))
+    elif style == "minus":
+        text = repr(value).replace("-", "\u2212")
+    else:
+        text = {"repr": repr(value), "g": f"{value:.17g}", "e": f"{value:.16e}"}[style]
     return text.replace(".", ",") if decimal == "," else text
 
 
@@ -104,12 +116,21 @@ def written_tables(draw: st.DrawFn, with_gaps: bool = False) -> Written:
 
     delimiter = draw(st.sampled_from([",", ";", "\t", "|"]))
     decimal = "." if delimiter == "," else draw(st.sampled_from([".", ","]))
-    style = draw(st.sampled_from(["repr", "g", "e"]))
+    style = draw(
+        st.sampled_from(
+            ["repr", "g", "e", "minus", "grouped: ", "grouped:\u00a0", "grouped:'"]
+        )
+    )
     quote_all = draw(st.booleans())
     pad = draw(st.sampled_from(["", " ", "  "]))
     newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
-    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]))
+    encoding = draw(
+        st.sampled_from(
+            ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "cp1252"]
+        )
+    )
     if encoding == "cp1252":
+        style = style.replace("minus", "repr")
         names = [n.replace("\u4e2d", "z") for n in names]
         assume(len(set(names)) == len(names))
         targets = [
@@ -152,6 +173,11 @@ def written_tables(draw: st.DrawFn, with_gaps: bool = False) -> Written:
     for k, line in enumerate(lines):
         if not line.replace(delimiter, "").strip():
             blank_lines.append(k + 1)
+    # A title or comment line above the table, as some exports write.
+    title = draw(st.sampled_from(["", "# exported by a tool", "Sales report 2024"]))
+    if title and n_features >= 1 and n_rows >= 2:
+        lines.insert(0, title)
+        blank_lines = [k + 1 for k in blank_lines]
     text = newline.join(lines) + draw(st.sampled_from(["", newline]))
     raw = text.encode(encoding)
 
@@ -296,3 +322,67 @@ def test_found_by_round_trips_ambiguous_delimiters(
 ) -> None:
     _, report = import_csv(raw, CsvOptions(test_fraction=0, standardize=False))
     assert report.columns == columns
+
+
+@pytest.mark.parametrize(
+    ("raw", "X", "words"),
+    [
+        # Encoding: UTF-16 without a byte-order mark was "not text: NUL bytes".
+        ("a,y\n1,0\n2,1\n".encode("utf-16-le"), [[1.0], [2.0]], "UTF-16-LE"),
+        ("a,y\n1,0\n2,1\n".encode("utf-16-be"), [[1.0], [2.0]], "UTF-16-BE"),
+        # Number formats: thousands spaces and apostrophes, the minus sign −.
+        ("a;y\n1\u00a0000,5;0\n2 000;1\n".encode(), [[1000.5], [2000.0]], "1000.5"),
+        ("a,y\n1'000.25,0\n\u22122,1\n".encode(), [[1000.25], [-2.0]], "1000.25"),
+        # Stray lines: a title or comment above the header is skipped and named.
+        (b"# exported by a tool\na,y\n1,0\n2,1\n", [[1.0], [2.0]], "line 1"),
+        (b"Report\nMade today\na;y\n1;0\n2;1\n", [[1.0], [2.0]], "2 lines above"),
+    ],
+    ids=["utf16le", "utf16be", "spaces", "apostrophe-minus", "comment", "titles"],
+)
+def test_found_by_probing_encodings_number_formats_and_stray_lines(
+    raw: bytes, X: list[list[float]], words: str
+) -> None:
+    data, report = import_csv(
+        raw, CsvOptions(task="regression", test_fraction=0, standardize=False)
+    )
+    np.testing.assert_array_equal(data.X_train, X)
+    assert report.columns == ("a", "y")
+    assert any(words in n for n in report.notices), report.notices
+
+
+def test_a_title_line_above_a_table_without_header_is_not_taken_for_one() -> None:
+    # The row after it holds numbers: it is data, so the short line is an
+    # error of the table (as with a wrongly chosen delimiter), not a title.
+    with pytest.raises(DatasetError, match=r"do not have 1 field"):
+        import_csv(
+            b"A;B;C\n1,1;2,2;3\n1,5;2,6;3\n1,9;2,0;3\n", CsvOptions(delimiter=",")
+        )
+
+
+def test_labels_that_differ_only_in_case_are_kept_and_named() -> None:
+    data, report = import_csv(
+        b"a,y\n1,Yes\n2,yes\n3,no\n4,No\n", CsvOptions(test_fraction=0)
+    )
+    assert data.class_names == ("No", "Yes", "no", "yes")
+    assert any(
+        "differ only in upper and lower case ('No' and 'no'; 'Yes' and 'yes')" in n
+        for n in report.notices
+    )
+
+
+@pytest.mark.parametrize(
+    "column", [[1e308, -1e308, 1.0, 2.0], [1.7e308, -1.7e308, -1.7e308, 2.0]]
+)
+def test_values_near_the_float_limit_are_standardized_not_zeroed(
+    column: list[float],
+) -> None:
+    # The sums of squares overflowed: std became inf and every value 0.0.
+    raw = "a,y\n" + "".join(f"{v!r},{k % 2}\n" for k, v in enumerate(column))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data, _ = import_csv(raw.encode(), CsvOptions(test_fraction=0))
+    x = data.X_train[:, 0]
+    assert np.isfinite(x).all()
+    assert x.mean() == pytest.approx(0.0, abs=1e-12)
+    assert x.std() == pytest.approx(1.0)
+    assert np.argsort(x).tolist() == np.argsort(column).tolist()
