@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -273,6 +274,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     # NOTE: imported here so that the other commands start without Panel.
     import panel as pn
+    from tornado import process
+    from tornado.ioloop import PeriodicCallback
+    from tornado.netutil import bind_sockets
 
     from ui.app import create_app, ensure_demo
     from ui.upload import WEBSOCKET_MAX_MESSAGE_BYTES
@@ -282,6 +286,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     folder = Path(args.sessions)
     folder.mkdir(parents=True, exist_ok=True)
     auth = _serve_auth(args, folder)
+    proxy = _serve_proxy(args)
     if auth["access"] is None:
         ensure_demo(folder)
     else:
@@ -292,26 +297,116 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.address in ("127.0.0.1", "localhost"):
         origins += [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
     origins += args.allow_websocket_origin or []
-    print(f"glassnet app on http://{host}:{args.port}/app (Ctrl+C stops it)")
+    process_ports = proxy.pop("process_ports")
+    origins += [f"{host}:{p}" for p in process_ports]
+    where = f"http://{host}:{args.port}{proxy['prefix']}/app"
+    print(f"glassnet app on {where} (Ctrl+C stops it)")
+    if args.num_procs != 1:
+        print(f"  in {args.num_procs or 'one per CPU core'} processes; no browser tab "
+              "is opened")  # fmt: skip
+    if process_ports:
+        print(f"  process i also on port {process_ports[0]} + i, up to "
+              f"{process_ports[-1]}")  # fmt: skip
     if auth["access"] is not None:
         print(f"  {auth['how']}; workspaces in {folder / USERS_DIR}, class library "
               f"in {folder / LIBRARY_DIR}")  # fmt: skip
     sys.stdout.flush()
     access = auth.pop("access")
     auth.pop("how")
-    pn.serve(
-        {"app": lambda: create_app(folder, access=access)},
-        port=args.port,
-        address=args.address,
-        websocket_origin=sorted(set(origins)),
-        show=args.show,
-        title="glassnet",
-        liveness=True,
-        # An upload travels as one base64 message: room for the largest accepted.
-        websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
-        **auth,
-    )
+    parent = os.getpid()
+    try:
+        server = pn.serve(
+            {"app": lambda: create_app(folder, access=access)},
+            port=args.port,
+            address=args.address,
+            websocket_origin=sorted(set(origins)),
+            show=args.show and args.num_procs == 1,
+            title="glassnet",
+            liveness=True,
+            # An upload travels as one base64 message: room for the largest.
+            websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
+            start=False,
+            **proxy,
+            **auth,
+        )
+    except KeyboardInterrupt:
+        # With --num-procs the first process waits here on its workers (and
+        # restarts any that crash); Ctrl+C stops them all.
+        return 0
+    # Past this point each of --num-procs processes runs on its own (forked above).
+    task = process.task_id()
+    if task is not None:
+        # A worker whose first process was stopped alone (kill PID) stops too.
+        def stop_if_orphaned() -> None:
+            if os.getppid() != parent:
+                server.io_loop.stop()
+
+        PeriodicCallback(stop_if_orphaned, 1000).start()
+    if process_ports:
+        # NOTE: Bokeh keeps its HTTPServer private; a proxy pins each browser to
+        # one process through this second socket (docs/deploy.md says why).
+        server._http.add_sockets(bind_sockets(process_ports[task or 0], args.address))
+    server.start()
+    server.io_loop.start()
     return 0
+
+
+def _serve_proxy(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the process and proxy settings of ``serve``'s flags for ``pn.serve``.
+
+    ``num_procs`` forks that many server processes sharing the port (Bokeh's
+    multi-process serving); ``prefix`` serves every page under a path, as a
+    proxy forwards it unchanged; ``use_xheaders`` trusts the proxy's
+    ``X-Forwarded-For``/``X-Real-Ip`` and ``X-Forwarded-Proto`` headers.
+    """
+    if args.num_procs < 0:
+        msg = (
+            f"--num-procs takes 1 or more processes (0: one per CPU core); "
+            f"got {args.num_procs}."
+        )
+        raise GlassnetError(msg)
+    if args.num_procs != 1 and not hasattr(os, "fork"):
+        msg = "--num-procs needs fork(), which this system lacks; use --num-procs 1."
+        raise GlassnetError(msg)
+    prefix = (args.prefix or "").strip("/")
+    parts = prefix.split("/")
+    if prefix and (
+        not re.fullmatch(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*", prefix)
+        or "." in parts
+        or ".." in parts
+    ):
+        msg = (
+            f"--prefix takes a URL path of letters, digits and . _ ~ - between "
+            f"slashes (no . or .. parts), like /glassnet; got {args.prefix!r}."
+        )
+        raise GlassnetError(msg)
+    process_ports: list[int] = []
+    if args.process_ports is not None:
+        if args.num_procs < 2:
+            msg = "--process-ports needs --num-procs 2 or more (one port each)."
+            raise GlassnetError(msg)
+        process_ports = list(
+            range(args.process_ports, args.process_ports + args.num_procs)
+        )
+        if not 0 < process_ports[0] <= process_ports[-1] < 65536:
+            msg = (
+                f"--process-ports {args.process_ports} with --num-procs "
+                f"{args.num_procs} needs ports 1 to 65535; got {process_ports[0]} "
+                f"to {process_ports[-1]}."
+            )
+            raise GlassnetError(msg)
+        if args.port in process_ports:
+            msg = (
+                f"--process-ports {process_ports[0]} to {process_ports[-1]} "
+                f"include --port {args.port}; give ports outside it."
+            )
+            raise GlassnetError(msg)
+    return {
+        "process_ports": process_ports,
+        "num_procs": args.num_procs,
+        "prefix": f"/{prefix}" if prefix else "",
+        "use_xheaders": args.use_xheaders,
+    }
 
 
 def _serve_auth(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -752,6 +847,35 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST[:PORT]",
         help="another address browsers reach the app by (e.g. behind a proxy: "
         "glassnet.school.edu); repeatable",
+    )
+    scale = srv.add_argument_group("processes and proxies (see docs/deploy.md)")
+    scale.add_argument(
+        "--num-procs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fork N server processes sharing the port (0: one per CPU core; "
+        "implies --no-show)",
+    )
+    scale.add_argument(
+        "--process-ports",
+        type=int,
+        metavar="FIRST",
+        help="with --num-procs N: process i also listens on port FIRST + i, so a "
+        "proxy can keep each browser on one process",
+    )
+    scale.add_argument(
+        "--prefix",
+        default="",
+        metavar="PATH",
+        help="serve under this URL path, e.g. /glassnet (a proxy forwarding "
+        "/glassnet/ unchanged)",
+    )
+    scale.add_argument(
+        "--use-xheaders",
+        action="store_true",
+        help="trust a proxy's X-Forwarded-For/X-Real-Ip and X-Forwarded-Proto "
+        "headers (only behind one)",
     )
     auth = srv.add_argument_group("accounts (see docs/deploy.md)")
     auth.add_argument(
