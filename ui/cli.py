@@ -302,8 +302,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     where = f"http://{host}:{args.port}{proxy['prefix']}/app"
     print(f"glassnet app on {where} (Ctrl+C stops it)")
     if args.num_procs != 1:
-        print(f"  in {args.num_procs or 'one per CPU core'} processes; no browser tab "
-              "is opened")  # fmt: skip
+        count = args.num_procs or os.cpu_count() or 1
+        print(f"  in {count} processes; no browser tab is opened")
     if process_ports:
         print(f"  process i also on port {process_ports[0]} + i, up to "
               f"{process_ports[-1]}")  # fmt: skip
