@@ -152,11 +152,17 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
         """Rebuild a config from :meth:`to_dict` output (validated again)."""
+        if not isinstance(data, dict):
+            msg = (
+                f"Training settings must be a mapping of names to values; got {data!r}."
+            )
+            raise ConfigError(msg)
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = ", ".join(sorted(map(repr, set(data) - names)))
         if unknown:
             msg = (
-                f"Unknown training settings {unknown}; valid ones are {sorted(names)}."
+                f"Unknown training settings [{unknown}]; valid ones are "
+                f"{sorted(names)}."
             )
             raise ConfigError(msg)
         return cls(**data)

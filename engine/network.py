@@ -15,6 +15,9 @@ from engine.losses import Loss
 
 __all__ = ["LayerSpec", "NetworkSpec", "Params", "Trace", "backward", "forward"]
 
+MAX_PARAMS = 10_000_000
+"""The most weights and biases a network may have (a session file holds them all)."""
+
 Params = list[dict[str, Array]]
 """Per-layer parameters: ``params[l] = {"W": (n_in, n_out), "b": (n_out,)}``."""
 
@@ -137,6 +140,13 @@ class NetworkSpec:
                     "Use sigmoid for one output, or give softmax one unit per class."
                 )
                 raise ConfigError(msg)
+        if self.n_params > MAX_PARAMS:
+            msg = (
+                f"The network has {self.n_params:,} weights and biases (sizes "
+                f"{'-'.join(map(str, self.sizes))}); glassnet records every one of "
+                f"them and allows at most {MAX_PARAMS:,}. Use fewer or smaller layers."
+            )
+            raise ConfigError(msg)
         if self.initial_params is not None:
             object.__setattr__(
                 self, "initial_params", _check_params(self, self.initial_params)
@@ -189,7 +199,8 @@ class NetworkSpec:
         """Rebuild a spec from :meth:`to_dict` output (validated again)."""
         try:
             layers = tuple(LayerSpec(**layer) for layer in data["layers"])
-            return cls(int(data["n_in"]), layers, data.get("initial_params"))
+            # n_in as stored: a text or a fraction is refused, not rounded.
+            return cls(data["n_in"], layers, data.get("initial_params"))
         except (KeyError, TypeError) as err:
             msg = f"Not a valid network description: {err}."
             raise ConfigError(msg) from err

@@ -12,6 +12,7 @@ accepted value must also be of the documented kind.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from typing import Any
 
@@ -245,6 +246,10 @@ def test_a_dataset_with_a_value_no_network_can_use_is_refused(
         (lambda: TrainingConfig(optimizer={}), "Unknown optimizer"),
         (lambda: TrainingConfig(shuffle="no"), "shuffle must be True or False"),
         (
+            lambda: NetworkSpec(2, (LayerSpec(18_272_925_140), LayerSpec(1))),
+            "allows at most 10,000,000",
+        ),
+        (
             lambda: NetworkSpec(
                 1,
                 (LayerSpec(1, "identity"),),
@@ -256,12 +261,91 @@ def test_a_dataset_with_a_value_no_network_can_use_is_refused(
     ids=[
         "layers-none", "layers-text", "layers-ints", "units-bool", "dropout-text",
         "dropout-none", "activation-list", "initializer-dict", "loss-list",
-        "optimizer-dict", "shuffle-text", "complex-weights",
+        "optimizer-dict", "shuffle-text", "huge-layer", "complex-weights",
     ],
 )  # fmt: skip
 def test_found_by_fuzzing_settings_of_the_wrong_kind(make: Any, words: str) -> None:
     # Each of these raised TypeError or AttributeError, or (units, shuffle,
-    # complex weights) was silently taken as something else.
+    # complex weights) was silently taken as something else; a layer of 18
+    # billion units was accepted and training then tried to allocate 272 GiB.
     with pytest.raises(ConfigError) as err:
         make()
     assert words in str(err.value)
+
+
+#: JSON values as a session file or a settings file may hold them.
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "n_in",
+                    "layers",
+                    "n_out",
+                    "activation",
+                    "dropout",
+                    "initial_params",
+                    "W",
+                    "b",
+                    "lr",
+                    "epochs",
+                    "optimizer",
+                    "loss",
+                    "batch_size",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),  # fmt: skip
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON, st.sampled_from([NetworkSpec.from_dict, TrainingConfig.from_dict]))
+def test_any_stored_description_is_rebuilt_or_refused(data: Any, rebuild: Any) -> None:
+    built = _built(lambda: rebuild(data))
+    if isinstance(built, NetworkSpec):
+        assert NetworkSpec.from_dict(built.to_dict()) == built
+    elif built is not None:
+        assert TrainingConfig.from_dict(built.to_dict()) == built
+
+
+@pytest.mark.parametrize(
+    ("rebuild", "data", "words"),
+    [
+        (TrainingConfig.from_dict, "", "must be a mapping"),
+        (TrainingConfig.from_dict, [1, "a"], "must be a mapping"),
+        (TrainingConfig.from_dict, {1: 2, "x": 3}, "Unknown training settings"),
+        (
+            NetworkSpec.from_dict,
+            {"n_in": 2.7, "layers": [{"n_out": 1}]},
+            "whole number >= 1; got 2.7",
+        ),
+        (
+            NetworkSpec.from_dict,
+            {"n_in": "3", "layers": [{"n_out": 1}]},
+            "whole number >= 1; got '3'",
+        ),
+        (
+            NetworkSpec.from_dict,
+            {"n_in": float("inf"), "layers": [{"n_out": 1}]},
+            "got inf",
+        ),
+    ],
+)
+def test_found_by_fuzzing_stored_descriptions(
+    rebuild: Any, data: Any, words: str
+) -> None:
+    # TypeError from sorting mixed keys or unpacking a non-mapping; n_in 2.7
+    # silently rounded to 2, "3" read as 3, inf an OverflowError.
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        rebuild(data)
