@@ -27,6 +27,7 @@ ALLOWED = {
         "bokeh",
         "param",
         "tqdm",
+        "tornado",
     },
 }
 

@@ -103,10 +103,27 @@ def test_serve_refuses_inconsistent_sign_in_flags(
     assert code == 1 and match in err
 
 
+class _NotServing:
+    """What the fake ``pn.serve`` returns: a server that starts nothing."""
+
+    class io_loop:  # noqa: N801 - stands in for the attribute of a real server
+        @staticmethod
+        def start() -> None:
+            pass
+
+    def start(self) -> None:
+        pass
+
+
 def _served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Replace ``pn.serve`` by a recorder of its arguments."""
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(pn, "serve", lambda apps, **kw: seen.update(apps=apps, **kw))
+
+    def serve(apps: Any, **kw: Any) -> _NotServing:
+        seen.update(apps=apps, **kw)
+        return _NotServing()
+
+    monkeypatch.setattr(pn, "serve", serve)
     return seen
 
 

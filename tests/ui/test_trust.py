@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import sessions.recorder
 import ui.trust
 from engine import LayerSpec, NetworkSpec, Trainer, TrainingConfig
 from sessions import Recorder, VerifyReport
@@ -147,6 +148,8 @@ def test_a_run_still_being_recorded_is_checked_again_as_it_grows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ui.trust, "RECHECK_SECONDS", 0.0)
+    # Commits only where the test flushes (a slow machine would add timed ones).
+    monkeypatch.setattr(sessions.recorder, "COMMIT_INTERVAL", 1e9)
     data = load_dataset("moons", n_samples=60, seed=0)
     spec = NetworkSpec(2, (LayerSpec(3, "tanh"), LayerSpec(1, "sigmoid")))
     config = TrainingConfig(loss="bce", optimizer="sgd", epochs=4, batch_size=20)
