@@ -16,12 +16,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from engine import ACTIVATIONS, INITIALIZERS, OPTIMIZERS, ConfigError, Trainer
 from sessions.datasets import load_dataset
 from ui.state import AppState
+from ui.tabs.dataset import DatasetTab
 from ui.tabs.network import NetworkTab
 from ui.tabs.training import TrainingTab
 
@@ -183,3 +185,54 @@ def test_any_training_form_gives_a_run_or_a_message(
         assert len(str(err)) > 15, str(err)
         return
     assert config.batch_size is None or config.batch_size <= data.n_train
+
+
+@st.composite
+def uploads(draw: st.DrawFn) -> bytes:
+    """Draw an uploaded file: a small table with junk, in some encoding, or bytes."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.binary(max_size=200))
+    delimiter = draw(st.sampled_from([",", ";", "\t", "|"]))
+    junk = ["", "NA", "1,5", "1 000", "\u22121", "inf", "yes", '"', "a b"]
+    numbers = st.integers(-50, 50).map(str)
+    cell = st.one_of(
+        numbers,
+        st.sampled_from(junk),
+        st.text(alphabet="abcXYZ .-_éü", max_size=3),
+    )
+    if draw(st.booleans()):
+        cell = numbers  # a clean file, but for its labels
+    width = st.just(3) if draw(st.integers(0, 4)) else st.integers(1, 4)
+    rows = draw(
+        st.lists(width.flatmap(lambda n: st.lists(cell, min_size=n, max_size=n)),
+                 min_size=5, max_size=10)
+    )  # fmt: skip
+    text = "\n".join(delimiter.join(r) for r in [["x", "y", "z"][:3], *rows])
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]))
+    return text.encode(encoding, errors="replace")
+
+
+@FORMS
+@given(uploads())
+def test_any_uploaded_file_gives_a_dataset_or_a_message(
+    tmp_path: Path, raw: bytes
+) -> None:
+    state = AppState(sessions_dir=str(tmp_path / "runs"))
+    tab = DatasetTab(state=state)
+    state.tab = tab.index
+    tab.source.value = "CSV file"
+    before = load_dataset("moons", n_samples=40, seed=0)
+    state.data = before
+    if tab.import_bytes(raw, "drawn.csv"):
+        event("imported")
+        data = state.data
+        assert data is not before and data.name == "drawn.csv"
+        for arr in (data.X_train, data.y_train, data.X_test, data.y_test):
+            assert np.isfinite(arr).all()
+        return
+    event("refused")
+    shown = html.unescape(tab.error_pane.object)
+    # A refusal of glassnet's own, not the app's catch-all for a crash.
+    assert "Could not use this data: " in shown
+    assert "could not be read as CSV" not in shown, shown
+    assert state.data is before
