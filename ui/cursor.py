@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,9 @@ SPEEDS = {
 """Play speeds offered, mapped to the player's interval in milliseconds."""
 
 KEY_ACTIONS = ("previous_step", "next_step", "previous_op", "next_op")
+
+ECHO_SECONDS = 3.0
+"""How long the browser's report of an address the app wrote counts as an echo."""
 """What the keyboard shortcuts can ask for."""
 
 N_TABS = 7
@@ -179,6 +184,7 @@ class CursorControls(pn.viewable.Viewer):
         super().__init__(**params)
         state = self.state
         self._syncing = False
+        self._pushed: deque[tuple[tuple[Any, ...], float]] = deque(maxlen=64)
 
         self.slider = StepSlider.from_param(
             state.param.step, label="Step", sizing_mode="stretch_width", min_width=200
@@ -372,6 +378,8 @@ class CursorControls(pn.viewable.Viewer):
         if self._syncing:
             return
         m = self.moment
+        if self._is_echo((m.session, m.step, m.op, m.tab)):
+            return
         self._syncing = True
         try:
             self.apply_moment(m.session, m.step, m.op, m.tab)
@@ -423,6 +431,31 @@ class CursorControls(pn.viewable.Viewer):
             )
         finally:
             self._syncing = False
+        self._pushed.append(
+            ((name, state.step, state.op, state.tab + 1), time.monotonic())
+        )
+
+    def _is_echo(self, moment: tuple[Any, ...]) -> bool:
+        """Return True for the browser sending back a moment pushed moments ago.
+
+        The address is written on every cursor move and the browser reports
+        it back; on a slow connection the report of step 1 can arrive after
+        the slider moved on to step 3, and applying it would move the cursor
+        back.  A moment pushed within :data:`ECHO_SECONDS` that is no longer
+        the cursor's is such a stale echo.
+        """
+        now = time.monotonic()
+        key = _plain(moment)
+        current = _plain(self._pushed[-1][0]) if self._pushed else None
+        return any(
+            _plain(pushed) == key and key != current and now - when < ECHO_SECONDS
+            for pushed, when in self._pushed
+        )
+
+
+def _plain(moment: tuple[Any, ...]) -> tuple[str | None, ...]:
+    """Return a moment with every value as the URL's text (None stays None)."""
+    return tuple(None if v is None else str(v) for v in moment)
 
 
 def _whole(value: Any, name: str, problems: list[str]) -> int | None:
