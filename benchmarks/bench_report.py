@@ -129,6 +129,11 @@ def _header(
         "See [`benchmarks/README.md`](../benchmarks/README.md) for what each "
         "figure means.",
         "",
+        "The app has pages of its own, from their own commands: one user in "
+        "[benchmarks-app.md](benchmarks-app.md) (`benchmarks/bench_app.py`), "
+        "concurrent users and the leak check in "
+        "[benchmarks-load.md](benchmarks-load.md) (`benchmarks/bench_load.py`).",
+        "",
         f"- Command (from the repository root): `{command}`",
         f"- Date: {m['date']} (whole run {total_s / 60:.1f} min)",
         f"- Code measured: commit {m['git']}",
