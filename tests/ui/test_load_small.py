@@ -1,0 +1,92 @@
+"""A small load test of the served app: users at once, then connect/disconnect cycles.
+
+The full load benchmark is ``benchmarks/bench_load.py`` (30 users, 50 cycles,
+latency and memory figures); this runs the same users on a smaller scale and
+checks only what must always hold: no error anywhere, and every user's app
+objects released by the server once they have left.  Nothing here is timed.
+
+Requests the pages make to other hosts (Panel sometimes points stylesheets at
+its CDN, which this offline machine cannot reach) are reported by the
+benchmark and not asserted here: they come and go between runs of the same
+code (see docs/benchmarks-load.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from ui.served import CHROMIUM, CHROMIUM_ARGS
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from bench_load import (  # noqa: E402
+    CycleResult,
+    LoadResult,
+    LoadServer,
+    prepare_folder,
+    run_cycles,
+    run_load,
+)
+from playwright.async_api import async_playwright  # noqa: E402
+
+pytestmark = [pytest.mark.ui, pytest.mark.slow]
+
+USERS = 5
+CYCLES = 10
+
+
+async def _drive(folder: Path) -> tuple[LoadResult, CycleResult, dict[str, int]]:
+    """Run five users at once, then ten cycles, on one server; return what happened."""
+    n_steps = prepare_folder(folder)
+    server = LoadServer(folder, folder / "serve.log")
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
+            try:
+                load = await run_load(
+                    server, browser, n_steps, users=USERS, ramp=0.3, moves=2,
+                    tabs=2, think=(0.05, 0.1), deadline=240.0, warm_up=False,
+                )  # fmt: skip
+                cycles = await run_cycles(
+                    server, browser, n_steps, CYCLES, moves=1, tabs=1
+                )
+            finally:
+                await browser.close()
+        return load, cycles, server.alive()
+    finally:
+        server.stop()
+
+
+def test_load_small_users_and_cycles_leave_no_error_and_no_session_behind(
+    tmp_path: Path,
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"No browser at {CHROMIUM}: install Debian's chromium "
+            "(apt-get install chromium) or set GLASSNET_CHROMIUM."
+        )
+    load, cycles, alive = asyncio.run(_drive(tmp_path))
+
+    # Five users were connected at once, and each moved the cursor twice.
+    assert load.max_connected == USERS
+    assert load.errors == []
+    assert sum(len(log.move_ms) for log in load.logs) == USERS * 2
+
+    # Once they had left, the server kept none of their apps.
+    assert load.alive_after["app_states"] == 0, load.alive_after
+    assert load.alive_after["apps"] == 0, load.alive_after
+    assert load.alive_after["tabs"] == 0, load.alive_after
+
+    # Ten users one after another: each one's objects released before the next.
+    assert cycles.errors == []
+    assert len(cycles.rss_mb) == CYCLES
+    assert cycles.not_released == []
+    assert len(cycles.move_ms) == CYCLES
+    assert alive["app_states"] == alive["apps"] == alive["tabs"] == 0
