@@ -104,6 +104,7 @@ class GuidePanel(pn.viewable.Viewer):
             collapsed=True,
             sizing_mode="stretch_width",
         )
+        self._layout.param.watch(self._on_operation, "collapsed")
         self._on_session()
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -282,6 +283,9 @@ class GuidePanel(pn.viewable.Viewer):
         self._on_operation()
 
     def _on_operation(self, *_: Any) -> None:
+        # Only for an open editor: a cursor move costs nothing otherwise.
+        if not self.editor.visible or self._layout.collapsed:
+            return
         event = self.state.event
         fields = list(array_fields(event)) if event is not None else []
         self.ask_field.options = fields

@@ -74,6 +74,8 @@ def test_an_instructor_adds_and_removes_stops(guided: Path) -> None:
     panel = GuidePanel(state=state, folder_of=lambda p: mine)
     assert state.open(guided)
     assert panel.editor.visible
+    assert panel.ask_field.options == []  # a closed card does no work per move
+    panel._layout.collapsed = False
     state.go_to(5)
     state.op = 2
     panel.new_note.value = "Look at this."
