@@ -213,11 +213,28 @@ class PlotFileNames:
     def __init__(self, state: AppState, tabs: pn.Tabs) -> None:
         self.state = state
         self.tabs = tabs
+        self._pending = False
         state.param.watch(self.update, ["events", "tab"])
         self.update()
 
     def update(self, *_: Any) -> None:
-        """Set the file names of the visible tab's save tools."""
+        """Set the file names of the visible tab's save tools (on the next tick).
+
+        Changing the tools while the browser's own change (a key press, the
+        slider) is being applied kept that change's other updates (the step
+        slider, the address) from reaching the page; on the next tick they
+        go out first.
+        """
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            if not self._pending:
+                self._pending = True
+                doc.add_next_tick_callback(self._rename)
+        else:
+            self._rename()
+
+    def _rename(self) -> None:
+        self._pending = False
         session = self.state.session
         if session is None or not 0 <= self.state.tab < len(self.tabs.objects):
             return
