@@ -590,5 +590,6 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _damaged(path: Path, err: Exception) -> SessionFormatError:
     return SessionFormatError(
         f"{path} is damaged or truncated (SQLite says: {err}). Recorded sessions "
-        "survive crashes; a file cut short by copying or editing does not."
+        "survive crashes; a file cut short by copying or editing does not. Copy "
+        "the original file again, or record the run again."
     )

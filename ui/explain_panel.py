@@ -109,9 +109,15 @@ class ExplainPanel(pn.viewable.Viewer):
             collapsed=True,
             sizing_mode="stretch_width",
         )
+        self._layout.param.watch(self._on_open, "collapsed")
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
+
+    def _on_open(self, event: param.parameterized.Event) -> None:
+        # Opening the card shows the number at the cursor (when following it).
+        if not event.new and self.follow.value and not self.nodes:
+            self.from_cursor()
 
     def _on_cursor(self, *_: Any) -> None:
         # Only while the card is open: a closed card costs nothing per move.

@@ -32,6 +32,9 @@ from ui.state import AppState, describe_operation
 
 __all__ = ["GuidePanel"]
 
+_RESULTS = ("z", "a", "value", "after", "per_sample", "y_hat")
+"""Array fields that are an operation's result, in the order to prefer them."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -274,11 +277,13 @@ class GuidePanel(pn.viewable.Viewer):
     def _refresh_lists(self) -> None:
         n = len(self.stops)
         self.start_button.disabled = n == 0
-        self.start_button.name = f"Start the guide ({n} stops)" if n else "No guide"
+        stops = "1 stop" if n == 1 else f"{n} stops"
+        self.start_button.name = f"Start the guide ({stops})" if n else "No guide"
         self.remove_choice.options = {
             f"{i + 1}: step {s.step}, op {s.op} · {s.note[:40]}": i
             for i, s in enumerate(self.stops)
         }
+        self.remove_choice.value = 0 if self.stops else None
         self.editor.visible = self._folder() is not None
         self._on_operation()
 
@@ -289,4 +294,7 @@ class GuidePanel(pn.viewable.Viewer):
         event = self.state.event
         fields = list(array_fields(event)) if event is not None else []
         self.ask_field.options = fields
+        # The operation's result first: z of a weighted sum, a of an activation...
+        result = next((f for f in _RESULTS if f in fields), None)
+        self.ask_field.value = result or (fields[0] if fields else None)
         self.ask.disabled = not fields

@@ -103,3 +103,12 @@ def test_an_open_card_follows_the_cursor(state: AppState) -> None:
     panel.follow.value = False
     state.neuron = 1
     assert panel.nodes[0].ref.index == (0, 2)
+
+
+def test_opening_the_card_explains_the_number_at_the_cursor(state: AppState) -> None:
+    panel = ExplainPanel(state=state)
+    state.go_to(2)
+    state.op = _op(state, ev.LossComputed)
+    panel._layout.collapsed = False
+    assert panel.nodes and panel.nodes[0].ref.kind == "loss"
+    assert panel.kind.value == "loss" and panel.step.value == 2

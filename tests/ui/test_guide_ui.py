@@ -77,6 +77,10 @@ def test_an_instructor_adds_and_removes_stops(guided: Path) -> None:
     assert panel.ask_field.options == []  # a closed card does no work per move
     panel._layout.collapsed = False
     state.go_to(5)
+    state.op = next(
+        i for i, e in enumerate(state.events) if isinstance(e, ev.WeightedSumComputed)
+    )
+    assert panel.ask_field.value == "z"  # the operation's result, not its inputs
     state.op = 2
     panel.new_note.value = "Look at this."
     assert panel.add_stop()
@@ -84,7 +88,7 @@ def test_an_instructor_adds_and_removes_stops(guided: Path) -> None:
         from sessions.guide import read_guide
 
         stops = read_guide(s)
-    assert [(x.step, x.op) for x in stops] == [(1, 0), (3, stops[1].op), (5, 2)]
+    assert [(x.step, x.op) for x in stops] == [(1, 0), (3, stops[1].op), (5, state.op)]
     panel.remove_choice.value = 0
     assert panel.remove_stop()
     assert [x.step for x in panel.stops] == [3, 5]
