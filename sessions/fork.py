@@ -214,16 +214,7 @@ def fork(
         overwrite=overwrite,
         meta=meta,
     )
-
-    def before_step(t: Trainer) -> None:
-        rec.before_step(t)
-        if progress is not None:
-            progress(t)
-
-    try:
-        return trainer.run(should_stop=should_stop, before_step=before_step)
-    finally:
-        rec.close()
+    return rec.run(should_stop, progress)
 
 
 def parent_state_matches(fork_session: Session, parent: Session) -> bool:

@@ -204,6 +204,29 @@ class Recorder:
         if now - self._last_commit >= COMMIT_INTERVAL:
             self.flush()
 
+    def run(
+        self,
+        should_stop: Callable[[], bool] | None = None,
+        progress: Callable[[Trainer], object] | None = None,
+    ) -> str:
+        """Run the trainer to its end, recording it; close the file; return why.
+
+        ``should_stop()`` is polled and ``progress(trainer)`` called before
+        every step.  Whatever ends the run (completion, a stop, divergence, an
+        exception), everything recorded is committed and the file closed.
+        """
+
+        def before_step(t: Trainer) -> None:
+            self.before_step(t)
+            if progress is not None:
+                progress(t)
+
+        hook = self.before_step if progress is None else before_step
+        try:
+            return self.trainer.run(should_stop=should_stop, before_step=hook)
+        finally:
+            self.close()
+
     # -- storage ---------------------------------------------------------
 
     def flush(self) -> None:
@@ -340,16 +363,7 @@ def record(
         initial_values=initial_values,
     )
 
-    def before_step(t: Trainer) -> None:
-        rec.before_step(t)
-        if progress is not None:
-            progress(t)
-
-    hook = rec.before_step if progress is None else before_step
-    try:
-        return trainer.run(should_stop=should_stop, before_step=hook)
-    finally:
-        rec.close()
+    return rec.run(should_stop, progress)
 
 
 def _create(path: Path, overwrite: bool) -> sqlite3.Connection:
