@@ -664,14 +664,10 @@ def _metrics(
 ) -> dict[str, float]:
     """Return the loss (and accuracy) from an evaluation pass over data."""
     out = {"loss": _mean(per_sample)}
-    task, n = trainer.data.task, y.shape[0]
+    task = trainer.data.task
     # A count over n is exactly what the mean of the 0/1 hits gives.
-    if task == "binary":
-        hits = ((tr.y_hat >= 0.5) == (y >= 0.5)).all(axis=1)
-        out["accuracy"] = np.count_nonzero(hits) / n
-    elif task == "multiclass":
-        hits = tr.y_hat.argmax(axis=1) == y.argmax(axis=1)
-        out["accuracy"] = np.count_nonzero(hits) / n
+    if task in ("binary", "multiclass"):
+        out["accuracy"] = _hits(tr.y_hat, _labels(task, y)) / y.shape[0]
     return out
 
 
@@ -690,7 +686,7 @@ def _labels(task: str, y: Array) -> np.ndarray:
 def _hits(y_hat: Array, labels: np.ndarray) -> int:
     """Return how many rows of ``y_hat`` predict ``labels`` (see ``_labels``).
 
-    The same rule as the evaluation's accuracy in :func:`_metrics`.
+    The accuracy rule of both the epoch's batches and an evaluation pass.
     """
     if labels.ndim == 1:
         return int(np.count_nonzero(y_hat.argmax(axis=1) == labels))
