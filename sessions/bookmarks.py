@@ -301,6 +301,7 @@ def _units(session: Session) -> list[Bookmark]:
     if not checks:
         return []
     X = session.dataset.X_train
+    activations = session.spec.activations()
     last = session.n_steps - 1
     grid = sorted({int(s) for s in np.linspace(0, last, min(PROBES, last + 1))})
 
@@ -308,7 +309,7 @@ def _units(session: Session) -> list[Bookmark]:
         step: int, layer: int, test: Callable[[np.ndarray], np.ndarray]
     ) -> np.ndarray:
         params: Params = session.params_after(step)
-        tr = forward(params, X, session.spec.activations())
+        tr = forward(params, X, activations)
         return np.flatnonzero(test(tr.z[layer]))
 
     out = []
