@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from engine import Dataset, LayerSpec, NetworkSpec, Trainer, TrainingConfig
 from engine import events as ev
@@ -134,6 +133,10 @@ def run_recorded(
 
     ``blas_threads`` limits NumPy's BLAS pool for this run (None: as it is).
     """
+    # Imported here, not at the top: the tests import this module (through
+    # bench_app) with only the test extra installed, which has no threadpoolctl.
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         t0 = time.perf_counter()
         reason = record(net.spec, net.config, net.data, path)
