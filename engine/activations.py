@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from engine._rows import row_sum
 from engine._types import Array
 from engine.errors import ConfigError
 
@@ -46,6 +47,10 @@ class Activation(ABC):
         ``z`` and ``a`` are the forward values, so a rule can use whichever is
         cheaper (``sigmoid'(z) = a (1 - a)``).
         """
+
+    def forward_parts(self, z: Array) -> tuple[Array, tuple[Array, Array] | None]:
+        """Return ``g(z)`` and intermediates a fused loss can reuse (or None)."""
+        return self.forward(z), None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -140,15 +145,26 @@ class Softmax(Activation):
     output_range = (0.0, 1.0)
 
     def forward(self, z: Array) -> Array:
+        return self.forward_parts(z)[0]
+
+    def forward_parts(self, z: Array) -> tuple[Array, tuple[Array, Array]]:
+        """Return ``g(z)`` and ``(top, s)``: the row maxima (batch_size, 1) and
+        the row sums of ``exp(z - top)`` (batch_size,).
+
+        The cross-entropy from logits needs the same two, computed by the same
+        expressions (see ``CategoricalCrossEntropy.forward_from_logits``).
+        """
         # NOTE: subtracting the row maximum leaves the result unchanged and keeps
         # exp from overflowing (logits of +-1000 give exact 0s and 1s, no NaN).
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        top = np.maximum.reduce(z, axis=1, keepdims=True)
+        e = np.exp(z - top)
+        s = row_sum(e)
+        return e / s[:, None], (top, s)
 
     def backward(self, z: Array, a: Array, da: Array) -> Array:
         # The full Jacobian J = diag(a) - a a^T applied to da, row by row:
         # dz_k = a_k (da_k - sum_j da_j a_j).
-        return a * (da - (da * a).sum(axis=1, keepdims=True))
+        return a * (da - row_sum(da * a)[:, None])
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {

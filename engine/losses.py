@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from engine._rows import row_sum
 from engine._types import Array
 from engine.errors import ConfigError
 
@@ -19,6 +20,11 @@ __all__ = [
     "clip_eps",
     "get_loss",
 ]
+
+
+Shared = tuple[Array, Array, bool] | None
+"""What a fused loss may reuse: the softmax's row maxima (batch_size, 1) and row
+sums of ``exp(z - top)`` (batch_size,), and whether every row of ``y`` sums to 1."""
 
 
 def clip_eps(dtype: np.dtype) -> float:
@@ -53,8 +59,13 @@ class Loss(ABC):
     def backward(self, y_hat: Array, y: Array) -> Array:
         """Return ``dy_hat`` of the mean loss, shape (batch_size, n_outputs)."""
 
-    def forward_from_logits(self, z: Array, y: Array) -> Array:
-        """Return the per-sample losses computed from the output logits ``z``."""
+    def forward_from_logits(self, z: Array, y: Array, shared: Shared = None) -> Array:
+        """Return the per-sample losses computed from the output logits ``z``.
+
+        ``shared`` only saves work (the result is the same without it): what
+        the fused output activation's ``forward_parts`` gave besides ``a``,
+        and whether every row of ``y`` sums to exactly 1 (one-hot targets).
+        """
         msg = f"{self.name} has no fused form."
         raise NotImplementedError(msg)
 
@@ -94,7 +105,7 @@ class BinaryCrossEntropy(Loss):
         p = _clip(y_hat, eps, 1.0 - eps)
         return (p - y) / (p * (1.0 - p)) / y.size
 
-    def forward_from_logits(self, z: Array, y: Array) -> Array:
+    def forward_from_logits(self, z: Array, y: Array, shared: Shared = None) -> Array:
         # -[y log s(z) + (1 - y) log(1 - s(z))] = log(1 + exp(z)) - y z, stably.
         return _row_mean(np.logaddexp(0.0, z) - y * z)
 
@@ -109,17 +120,27 @@ class CategoricalCrossEntropy(Loss):
 
     def forward(self, y_hat: Array, y: Array) -> Array:
         p = _clip(y_hat, clip_eps(y_hat.dtype), 1.0)
-        return -(y * np.log(p)).sum(axis=1)
+        return -row_sum(y * np.log(p))
 
     def backward(self, y_hat: Array, y: Array) -> Array:
         p = _clip(y_hat, clip_eps(y_hat.dtype), 1.0)
         return -y / p / y.shape[0]
 
-    def forward_from_logits(self, z: Array, y: Array) -> Array:
+    def forward_from_logits(self, z: Array, y: Array, shared: Shared = None) -> Array:
         # -sum_k y_k log softmax(z)_k = logsumexp(z) sum_k y_k - sum_k y_k z_k.
-        top = z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
-        return lse * y.sum(axis=1) - (y * z).sum(axis=1)
+        # The row maxima and sums of exp(z - top) are the softmax's own
+        # (Softmax.forward_parts), the same expressions giving the same bits.
+        if shared is None:
+            top = np.maximum.reduce(z, axis=1, keepdims=True)
+            s = row_sum(np.exp(z - top))
+            rows_sum_to_one = False
+        else:
+            top, s, rows_sum_to_one = shared
+        lse = np.log(s) + top[:, 0]
+        # Times a sum of exactly 1 is the same number: skip it.
+        if not rows_sum_to_one:
+            lse = lse * row_sum(y)
+        return lse - row_sum(y * z)
 
 
 def _clip(x: Array, low: float, high: float) -> Array:
@@ -129,7 +150,7 @@ def _clip(x: Array, low: float, high: float) -> Array:
 
 def _row_mean(x: Array) -> Array:
     """Return ``x.mean(axis=1)`` bit for bit: the same sum, divided in place."""
-    out = x.sum(axis=1)
+    out = row_sum(x)
     out /= x.shape[1]
     return out
 

@@ -214,7 +214,8 @@ class Trace:
     (``X`` for ``l = 0``); ``a_act[l]`` is ``g(z[l])`` before dropout and
     ``a[l]`` after it (the same array without dropout); ``masks[l]`` is the
     boolean keep-mask or None.  ``grads`` lists ``(layer, name, value)`` in the
-    order the backward pass computed them.
+    order the backward pass computed them.  ``out_parts`` holds what the output
+    activation's ``forward_parts`` gave besides ``a`` (for a fused loss).
     """
 
     a_prev: list[Array]
@@ -223,6 +224,7 @@ class Trace:
     a: list[Array]
     masks: list[np.ndarray | None]
     grads: list[tuple[int | None, str, Array]] = field(default_factory=list)
+    out_parts: tuple[Array, Array] | None = None
 
     @property
     def y_hat(self) -> Array:
@@ -254,10 +256,14 @@ def forward(
     """
     tr = Trace([], [], [], [], [])
     a = X
+    last = len(params) - 1
     for i, (p, act) in enumerate(zip(params, activations, strict=True)):
         tr.a_prev.append(a)
         z = _weighted_sum(a, p["W"], p["b"])
-        a = act.forward(z)
+        if i == last:
+            a, tr.out_parts = act.forward_parts(z)
+        else:
+            a = act.forward(z)
         tr.z.append(z)
         tr.a_act.append(a)
         mask = None
@@ -287,7 +293,10 @@ def _weighted_sum(a: Array, W: Array, b: Array) -> Array:
     n = a.shape[0]
     rows = max(1, (_BLOCK_WORK - 1) // max(1, W.shape[0] * W.shape[1]))
     if n <= rows:
-        return a @ W + b
+        # The sum added in place: the same numbers, one array fewer.
+        z = np.matmul(a, W)
+        z += b
+        return z
     z = np.empty((n, W.shape[1]), dtype=np.result_type(a, W))
     for start in range(0, n, rows):
         np.matmul(a[start : start + rows], W, out=z[start : start + rows])
@@ -329,7 +338,8 @@ def backward(
             # cross-entropy the chain rule collapses to dz = (y_hat - y) / n
             # (divided by every output for the element-wise binary loss).
             scale = y.size if loss.name == "binary_cross_entropy" else y.shape[0]
-            dz = (tr.y_hat - y) / scale
+            dz = np.subtract(tr.y_hat, y)
+            dz /= scale
         else:
             dz = activations[i].backward(tr.z[i], tr.a_act[i], da)
         grads.append((i, "dz", dz))
@@ -338,7 +348,7 @@ def backward(
         if l2:
             dW = dW + l2 * W
         grads.append((i, "dW", dW))
-        grads.append((i, "db", dz.sum(axis=0)))
+        grads.append((i, "db", np.add.reduce(dz, axis=0)))
         if i > 0:
             da = dz @ W.T
             grads.append((i, "da_prev", da))

@@ -35,6 +35,9 @@ class Optimizer(ABC):
 
     ``settings`` names the hyper-parameters the rule reads from the training
     config (besides ``lr``); ``state_names`` the arrays it keeps per parameter.
+    A rule turns an inf or NaN gradient entry into an inf or NaN parameter
+    entry: the trainer checks the gradients only when a new parameter is not
+    finite.
     """
 
     name: ClassVar[str]

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from engine import events as ev
+from engine._rows import row_sum
 from engine._types import Array, IntArray
 from engine.config import TrainingConfig
 from engine.data import Dataset
 from engine.errors import ConfigError
-from engine.losses import get_loss
+from engine.losses import Shared, get_loss
 from engine.network import NetworkSpec, Params, Trace, backward, forward
 from engine.optimizers import get_optimizer
 
@@ -163,6 +164,9 @@ class Trainer:
         self._sums_kept = sums is not None and self._batch_metrics
         self._epoch_loss, self._epoch_hits = sums or (0.0, 0)
         self._labels = _labels(data.task, data.y_train) if self._sums_kept else None
+        # One-hot rows sum to exactly 1, which the fused cross-entropy need not
+        # multiply by (any batch of them too).
+        self._y_unit_rows = bool((row_sum(data.y_train) == 1.0).all())
         self.sink = sink
 
     # -- public API ------------------------------------------------------
@@ -310,10 +314,12 @@ class Trainer:
                 self.params, X, self.activations, self.keep_probs, self._dropout_rng
             )
             if self.fused:
-                per_sample = self.loss.forward_from_logits(tr.z[-1], y)
+                per_sample = self.loss.forward_from_logits(
+                    tr.z[-1], y, _shared(tr, self._y_unit_rows)
+                )
             else:
                 per_sample = self.loss.forward(tr.y_hat, y)
-        loss_sum = float(per_sample.sum())
+        loss_sum = float(np.add.reduce(per_sample))
         data_loss = loss_sum / per_sample.shape[0]
         penalty = 0.0
         if cfg.l2:
@@ -349,17 +355,7 @@ class Trainer:
                 self._epoch_hits += _hits(tr.y_hat, labels)
 
         # Backward pass (dy_hat, unused by a fused output layer, only if wanted).
-        backward(
-            tr,
-            self.params,
-            y,
-            self.activations,
-            self.loss,
-            self.keep_probs,
-            cfg.l2,
-            self.fused,
-            on["gradient_computed"],
-        )
+        self._backward(tr, y, on["gradient_computed"])
         if on["gradient_computed"]:
             seq = self._seq
             for layer, name, value in tr.grads:
@@ -369,76 +365,56 @@ class Trainer:
         self._seq += len(tr.grads) + (tr.grads[0][1] != "dy_hat")
         grads = _param_grads(tr, len(self.params))
         # Norms and update ratios only feed StepCompleted; without it (a silent
-        # replay) only the same finiteness checks run, on sums of squares.
+        # replay) only the finiteness checks run, on sums of squares.
         summary = on["step_completed"]
         grad_norms: tuple[float, ...] = ()
-        finite = False
+        # Every update rule turns an inf or NaN gradient into an inf or NaN
+        # parameter, so when the new parameters are all finite the gradients
+        # were too: they are checked before the updates only if a norm is not
+        # finite, and after them only if a new parameter is not.
+        grads_checked = False
         if summary:
             grad_norms = tuple(_norm(g["W"]) for g in grads)
-            finite = all(map(math.isfinite, grad_norms))
-            finite = finite and _all_finite([g["b"] for g in grads])
-        if not finite or not summary:
-            # A norm overflows for entries near 1e308 that are all finite.
-            finite = _all_finite([g[k] for g in grads for k in ("W", "b")])
-        if not finite:
-            if tr.grads[0][1] != "dy_hat":
-                # Name the first bad gradient as a run that lists dy_hat does.
-                tr.grads.clear()
-                backward(
-                    tr,
-                    self.params,
-                    y,
-                    self.activations,
-                    self.loss,
-                    self.keep_probs,
-                    cfg.l2,
-                    self.fused,
-                )
-            return self._diverge(_first_nonfinite_grad(tr), epoch)
+            if not all(map(math.isfinite, grad_norms)):
+                # A norm overflows for entries near 1e308 that are all finite.
+                if not _all_finite([g[k] for g in grads for k in ("W", "b")]):
+                    return self._diverge_on_gradient(tr, y, epoch)
+                grads_checked = True
 
-        # Parameter updates.
+        # Parameter updates, kept apart until the gradients are known finite.
         t = at - cfg.optimizer_start + 1  # steps the optimizer's state has seen
+        update = self.optimizer.update
         ratios = []
         changes = 0.0
         new_params: Params = []
-        send_updates = on["parameters_updated"]
-        name_, lr = self.optimizer.name, cfg.lr
-        for i, (p, g) in enumerate(zip(self.params, grads, strict=True)):
-            new_p: dict[str, Array] = {}
-            for name in ("W", "b"):
-                after, state = self.optimizer.update(
-                    p[name], g[name], self._opt_state[i][name], t
-                )
-                self._opt_state[i][name] = state
-                new_p[name] = after
-                if send_updates:
-                    self._send(
-                        ev.ParametersUpdated(
-                            self._seq,
-                            step,
-                            epoch,
-                            i,
-                            name,
-                            name_,
-                            lr,
-                            t,
-                            p[name],
-                            g[name],
-                            after,
-                            state,
-                        )
-                    )
-                self._seq += 1
+        new_states = []
+        for p, g, s in zip(self.params, grads, self._opt_state, strict=True):
+            W = p["W"]
+            new_W, state_W = update(W, g["W"], s["W"], t)
+            new_b, state_b = update(p["b"], g["b"], s["b"], t)
+            new_params.append({"W": new_W, "b": new_b})
+            new_states.append((state_W, state_b))
             if summary:
-                change = _norm(new_p["W"] - p["W"])
-                ratios.append(change / (_norm(p["W"]) or math.inf))
+                change = _norm(new_W - W)
+                ratios.append(change / (_norm(W) or math.inf))
                 changes += change
-            new_params.append(new_p)
-        self.params = new_params
+        # With a summary the change norms have checked every new W.
         checked = ("b",) if summary else ("W", "b")
-        if not math.isfinite(changes) or not _all_finite(
+        params_finite = math.isfinite(changes) and _all_finite(
             [p[k] for p in new_params for k in checked]
-        ):
+        )
+        if not params_finite and not grads_checked:
+            if not _all_finite([g[k] for g in grads for k in ("W", "b")]):
+                return self._diverge_on_gradient(tr, y, epoch)
+        if on["parameters_updated"]:
+            self._send_updates(new_params, new_states, grads, t, step, epoch)
+        else:
+            self._seq += 2 * len(new_params)
+        for s, (state_W, state_b) in zip(self._opt_state, new_states, strict=True):
+            s["W"] = state_W
+            s["b"] = state_b
+        self.params = new_params
+        if not params_finite:
             bad = _first_nonfinite_params(new_params)
             if bad is not None:
                 return self._diverge(bad, epoch)
@@ -497,6 +473,60 @@ class Trainer:
     def evaluate(self, X: Array, y: Array) -> dict[str, float]:
         """Return the data loss (and accuracy for classification) on ``X``, ``y``."""
         return evaluate(self, X, y)
+
+    def _diverge_on_gradient(self, tr: Trace, y: Array, epoch: int) -> bool:
+        """End the run on the first non-finite gradient of this step's ``tr``."""
+        if tr.grads[0][1] != "dy_hat":
+            # Name the first bad gradient as a run that lists dy_hat does.
+            tr.grads.clear()
+            self._backward(tr, y, True)
+        return self._diverge(_first_nonfinite_grad(tr), epoch)
+
+    def _backward(self, tr: Trace, y: Array, dy_hat_wanted: bool) -> None:
+        backward(
+            tr,
+            self.params,
+            y,
+            self.activations,
+            self.loss,
+            self.keep_probs,
+            self.config.l2,
+            self.fused,
+            dy_hat_wanted,
+        )
+
+    def _send_updates(
+        self,
+        new_params: Params,
+        new_states: list[tuple[dict[str, Array], dict[str, Array]]],
+        grads: list[dict[str, Array]],
+        t: int,
+        step: int,
+        epoch: int,
+    ) -> None:
+        """Send ``ParametersUpdated`` per layer, for W then b."""
+        name_, lr = self.optimizer.name, self.config.lr
+        for i, (p, g, new_p, states) in enumerate(
+            zip(self.params, grads, new_params, new_states, strict=True)
+        ):
+            for name, state in zip(("W", "b"), states, strict=True):
+                self._send(
+                    ev.ParametersUpdated(
+                        self._seq,
+                        step,
+                        epoch,
+                        i,
+                        name,
+                        name_,
+                        lr,
+                        t,
+                        p[name],
+                        g[name],
+                        new_p[name],
+                        state,
+                    )
+                )
+                self._seq += 1
 
     def _batch_train_metrics(self) -> dict[str, float]:
         """Return the epoch's training metrics from its batches (``"batches"``)."""
@@ -653,10 +683,18 @@ def _evaluate(
     """Return the metrics, the forward trace and the per-sample losses on data."""
     tr = forward(trainer.params, X, trainer.activations)
     if trainer.fused:
-        per_sample = trainer.loss.forward_from_logits(tr.z[-1], y)
+        unit = trainer._y_unit_rows and y is trainer.data.y_train
+        per_sample = trainer.loss.forward_from_logits(tr.z[-1], y, _shared(tr, unit))
     else:
         per_sample = trainer.loss.forward(tr.y_hat, y)
     return _metrics(trainer, tr, per_sample, y), tr, per_sample
+
+
+def _shared(tr: Trace, rows_sum_to_one: bool) -> Shared:
+    """Return what the fused loss may reuse of a forward pass (see ``Shared``)."""
+    if tr.out_parts is None:
+        return None
+    return (*tr.out_parts, rows_sum_to_one)
 
 
 def _metrics(
@@ -700,7 +738,7 @@ def _mean(x: Array) -> float:
 
     ``ndarray.mean`` is the same pairwise sum divided by the count.
     """
-    return float(x.sum()) / x.shape[0]
+    return float(np.add.reduce(x)) / x.shape[0]
 
 
 def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:

@@ -7,8 +7,11 @@ import pytest
 
 from engine import Dataset, LayerSpec, NetworkSpec, Trainer, TrainingConfig
 from engine import events as ev
-from engine.losses import _clip, _row_mean
+from engine._rows import row_sum
+from engine.activations import Softmax
+from engine.losses import CategoricalCrossEntropy, _clip, _row_mean
 from engine.network import _BLOCK_WORK, _weighted_sum, forward
+from engine.optimizers import OPTIMIZERS, get_optimizer
 from engine.trainer import _all_finite, _mean
 
 
@@ -36,6 +39,83 @@ def test_mean_row_mean_and_clip_match_numpy_bit_for_bit() -> None:
         np.testing.assert_array_equal(
             _clip(odd, 1e-12, 1.0 - 1e-12), np.clip(odd, 1e-12, 1.0 - 1e-12)
         )
+
+
+def _assert_same_bits(got: np.ndarray, want: np.ndarray) -> None:
+    """Assert equal shapes and equal bits (NaN payloads and signed zeros too)."""
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+
+
+def test_row_sum_is_numpys_row_sum_bit_for_bit() -> None:
+    rng = np.random.default_rng(11)
+    with np.errstate(all="ignore"):
+        for k in range(1, 13):
+            for n in (1, 3, 64, 150, 2000):
+                x = _awkward(rng, (n, k))
+                _assert_same_bits(row_sum(x), x.sum(axis=1))
+        # Every pair and triple of special values, signed zeros included.
+        special = [-0.0, 0.0, -1.0, 2.5, np.inf, -np.inf, np.nan, 1e308]
+        for k in (2, 3):
+            grid = np.array(np.meshgrid(*[special] * k)).reshape(k, -1).T.copy()
+            _assert_same_bits(row_sum(grid), grid.sum(axis=1))
+
+
+def test_the_fused_loss_shares_the_softmax_parts_with_the_same_bits() -> None:
+    # The plain formulas as they were before the softmax and the loss shared
+    # their row maxima and sums of exp(z - top).
+    def plain_softmax(z: np.ndarray) -> np.ndarray:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def plain_loss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        top = z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
+        return lse * y.sum(axis=1) - (y * z).sum(axis=1)
+
+    rng = np.random.default_rng(12)
+    loss = CategoricalCrossEntropy()
+    with np.errstate(all="ignore"):
+        for k in (2, 3, 7, 8, 10, 13):
+            for n in (1, 5, 64, 150):
+                z = rng.normal(size=(n, k)) * 10.0 ** rng.integers(-3, 4)
+                if n > 1:
+                    z[0] = _awkward(rng, (1, k))[0]
+                y = np.eye(k)[rng.integers(0, k, size=n)]
+                a, parts = Softmax().forward_parts(z)
+                _assert_same_bits(a, plain_softmax(z))
+                _assert_same_bits(Softmax().forward(z), a)
+                want = plain_loss(z, y)
+                _assert_same_bits(loss.forward_from_logits(z, y), want)
+                for one in (False, True):
+                    got = loss.forward_from_logits(z, y, (*parts, one))
+                    _assert_same_bits(got, want)
+                # Targets whose rows do not sum to 1 are multiplied by their sums.
+                soft = rng.random((n, k))
+                _assert_same_bits(
+                    loss.forward_from_logits(z, soft, (*parts, False)),
+                    plain_loss(z, soft),
+                )
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_update_rule_turns_a_non_finite_gradient_into_a_non_finite_parameter(
+    name: str,
+) -> None:
+    # The trainer checks the gradients only when a new parameter is not finite.
+    rng = np.random.default_rng(13)
+    defaults = TrainingConfig(optimizer=name).optimizer_settings()
+    with np.errstate(all="ignore"):
+        for lr in (1e-320, 1e-3, 10.0, 1e300):
+            opt = get_optimizer(name, lr, **defaults)
+            for t in (1, 2, 50):
+                param = rng.normal(size=(4, 3))
+                state = {k: rng.random(size=(4, 3)) for k in opt.state_names}
+                for bad in (np.inf, -np.inf, np.nan):
+                    grad = rng.normal(size=(4, 3)) * 1e3
+                    grad[1, 2] = bad
+                    new, _ = opt.update(param, grad, state, t)
+                    assert not np.isfinite(new[1, 2]), (lr, t, bad)
 
 
 def test_all_finite_is_false_exactly_when_an_entry_is_not_finite() -> None:
