@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from engine._rows import row_sum
+from engine._rows import row_max, row_sum
 from engine._types import Array
 from engine.errors import ConfigError
 
@@ -131,7 +131,7 @@ class CategoricalCrossEntropy(Loss):
         # The row maxima and sums of exp(z - top) are the softmax's own
         # (Softmax.forward_parts), the same expressions giving the same bits.
         if shared is None:
-            top = np.maximum.reduce(z, axis=1, keepdims=True)
+            top = row_max(z)
             s = row_sum(np.exp(z - top))
             rows_sum_to_one = False
         else:

@@ -214,8 +214,10 @@ class Trace:
     (``X`` for ``l = 0``); ``a_act[l]`` is ``g(z[l])`` before dropout and
     ``a[l]`` after it (the same array without dropout); ``masks[l]`` is the
     boolean keep-mask or None.  ``grads`` lists ``(layer, name, value)`` in the
-    order the backward pass computed them.  ``out_parts`` holds what the output
-    activation's ``forward_parts`` gave besides ``a`` (for a fused loss).
+    order the backward pass computed them, and ``param_grads[l]`` the ``dW``
+    and ``db`` of layer ``l`` among them as ``{"W": dW, "b": db}``.
+    ``out_parts`` holds what the output activation's ``forward_parts`` gave
+    besides ``a`` (for a fused loss).
     """
 
     a_prev: list[Array]
@@ -224,6 +226,7 @@ class Trace:
     a: list[Array]
     masks: list[np.ndarray | None]
     grads: list[tuple[int | None, str, Array]] = field(default_factory=list)
+    param_grads: list[dict[str, Array]] = field(default_factory=list)
     out_parts: tuple[Array, Array] | None = None
 
     @property
@@ -291,12 +294,13 @@ def _weighted_sum(a: Array, W: Array, b: Array) -> Array:
     rows always get the same blocks and the same bits.
     """
     n = a.shape[0]
-    rows = max(1, (_BLOCK_WORK - 1) // max(1, W.shape[0] * W.shape[1]))
-    if n <= rows:
+    # One block: fewer than _BLOCK_WORK products, or a single row.
+    if n * W.size < _BLOCK_WORK or n == 1:
         # The sum added in place: the same numbers, one array fewer.
         z = np.matmul(a, W)
         z += b
         return z
+    rows = max(1, (_BLOCK_WORK - 1) // W.size)
     z = np.empty((n, W.shape[1]), dtype=np.result_type(a, W))
     for start in range(0, n, rows):
         np.matmul(a[start : start + rows], W, out=z[start : start + rows])
@@ -323,17 +327,20 @@ def backward(
     if ``dy_hat_wanted``.
     """
     grads = tr.grads
+    n_layers = len(params)
+    param_grads: Params = [{}] * n_layers  # each replaced below
+    tr.param_grads = param_grads
     da = tr.y_hat  # replaced before use unless fused
     if dy_hat_wanted or not fused or tr.masks[-1] is not None:
         da = loss.backward(tr.y_hat, y)
         grads.append((None, "dy_hat", da))
-    for i in range(len(params) - 1, -1, -1):
+    for i in range(n_layers - 1, -1, -1):
         mask = tr.masks[i]
         if mask is not None:
             assert keep_probs is not None
             grads.append((i, "da", da))
             da = da * mask / keep_probs[i]
-        if fused and i == len(params) - 1:
+        if fused and i == n_layers - 1:
             # NOTE: for sigmoid + binary cross-entropy and softmax + categorical
             # cross-entropy the chain rule collapses to dz = (y_hat - y) / n
             # (divided by every output for the element-wise binary loss).
@@ -347,8 +354,10 @@ def backward(
         dW = tr.a_prev[i].T @ dz
         if l2:
             dW = dW + l2 * W
+        db = np.add.reduce(dz, axis=0)
         grads.append((i, "dW", dW))
-        grads.append((i, "db", np.add.reduce(dz, axis=0)))
+        grads.append((i, "db", db))
+        param_grads[i] = {"W": dW, "b": db}
         if i > 0:
             da = dz @ W.T
             grads.append((i, "da_prev", da))

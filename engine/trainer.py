@@ -114,6 +114,7 @@ class Trainer:
         # Schedule.
         n = data.n_train
         self.batch_size = n if config.batch_size is None else config.batch_size
+        self._full = self.batch_size >= n
         self.steps_per_epoch = math.ceil(n / self.batch_size)
         # A fork starts part-way through the schedule; its steps count from 0.
         self.start = config.start_step
@@ -295,9 +296,10 @@ class Trainer:
         at = self.start + step  # the position in the schedule
         epoch = at // self.steps_per_epoch
         indices = self._batch_indices(at)
-        full = self.batch_size >= self.data.n_train
-        X = self.data.X_train if full else self.data.X_train[indices]
-        y = self.data.y_train if full else self.data.y_train[indices]
+        full, d = self._full, self.data
+        # take() copies the same rows as X[indices], with less overhead.
+        X = d.X_train if full else d.X_train.take(indices, axis=0)
+        y = d.y_train if full else d.y_train.take(indices, axis=0)
         # NOTE: events nobody asked for are not built, but still numbered, so
         # that ``seq`` is the same whichever sink listens (or none).
         if on["batch_sampled"]:
@@ -325,7 +327,10 @@ class Trainer:
         if cfg.l2:
             penalty = 0.5 * cfg.l2 * sum(_sq(p["W"]) for p in self.params)
         loss = data_loss + penalty
-        self._emit_forward(tr, step, epoch)
+        if self._forward_on:
+            self._emit_forward(tr, step, epoch)
+        else:
+            self._seq += self._n_forward_events
         if on["loss_computed"]:
             self._send(
                 ev.LossComputed(
@@ -363,7 +368,7 @@ class Trainer:
                 seq += 1
         # A skipped dy_hat keeps its number, as an event nobody asked for does.
         self._seq += len(tr.grads) + (tr.grads[0][1] != "dy_hat")
-        grads = _param_grads(tr, len(self.params))
+        grads = tr.param_grads
         # Norms and update ratios only feed StepCompleted; without it (a silent
         # replay) only the finiteness checks run, on sums of squares.
         summary = on["step_completed"]
@@ -374,7 +379,7 @@ class Trainer:
         # finite, and after them only if a new parameter is not.
         grads_checked = False
         if summary:
-            grad_norms = tuple(_norm(g["W"]) for g in grads)
+            grad_norms = tuple([_norm(g["W"]) for g in grads])
             if not all(map(math.isfinite, grad_norms)):
                 # A norm overflows for entries near 1e308 that are all finite.
                 if not _all_finite([g[k] for g in grads for k in ("W", "b")]):
@@ -463,7 +468,7 @@ class Trainer:
                         epoch,
                         None,
                         train,
-                        self.evaluate(d.X_test, d.y_test),
+                        evaluate(self, d.X_test, d.y_test),
                     )
                 )
             self._seq += 1
@@ -562,6 +567,11 @@ class Trainer:
             raise RuntimeError(msg)
         self._sink = sink
         self._on = on
+        self._forward_on = (
+            on["weighted_sum_computed"]
+            or on["activation_computed"]
+            or on["dropout_applied"]
+        )
 
     def _send(self, event: ev.Event) -> None:
         assert self._sink is not None
@@ -627,6 +637,8 @@ class Trainer:
         A full batch is every row in order: shuffling it would change nothing
         but the order of a sum.
         """
+        if self._full and self._perm is not None and self._perm[0] == -1:
+            return self._perm[1]
         epoch, i = divmod(step, self.steps_per_epoch)
         n = self.data.n_train
         if self._perm is None or self._perm[0] != epoch:
@@ -778,15 +790,6 @@ def _all_finite(arrays: list[Array]) -> bool:
     if total < math.inf:
         return True
     return all(bool(np.isfinite(v).all()) for v in arrays)
-
-
-def _param_grads(tr: Trace, n_layers: int) -> list[dict[str, Array]]:
-    grads: list[dict[str, Array]] = [{} for _ in range(n_layers)]
-    for layer, name, value in tr.grads:
-        if name in ("dW", "db"):
-            assert layer is not None
-            grads[layer][name[1:]] = value
-    return grads
 
 
 def _position(quantity: str, index: tuple[int, ...]) -> str:

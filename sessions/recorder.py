@@ -56,6 +56,8 @@ def _metrics_json(metrics: dict[str, float]) -> str:
     one) or int values are written directly, as JSON writes them (a float as
     ``float.__repr__``); anything else goes through ``to_json``.
     """
+    if not metrics:  # no test set
+        return "{}"
     parts = []
     for k, v in metrics.items():
         if not (type(k) is str and k and _PLAIN_KEY.issuperset(k)):
@@ -193,10 +195,11 @@ class Recorder:
 
     def before_step(self, trainer: Trainer) -> None:
         """Note where the step starts, store a due keyframe, commit when due."""
-        step = trainer.step_index
-        self._close_step(trainer.next_seq)
+        step, next_seq = trainer.step_index, trainer.next_seq
+        if self._open is not None:
+            self._close_step(next_seq)
         # Step 0 also holds the opening events (session start, initial values).
-        self._seq_first = trainer.next_seq if step else 0
+        self._seq_first = next_seq if step else 0
         if step % self.keyframe_interval == 0:
             state = trainer.state()
             self._keyframes.append((step, state.seq, self._keyframe.encode(state)))

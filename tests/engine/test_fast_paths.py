@@ -7,7 +7,7 @@ import pytest
 
 from engine import Dataset, LayerSpec, NetworkSpec, Trainer, TrainingConfig
 from engine import events as ev
-from engine._rows import row_sum
+from engine._rows import row_max, row_sum
 from engine.activations import Softmax
 from engine.losses import CategoricalCrossEntropy, _clip, _row_mean
 from engine.network import _BLOCK_WORK, _weighted_sum, forward
@@ -47,18 +47,26 @@ def _assert_same_bits(got: np.ndarray, want: np.ndarray) -> None:
     np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
 
 
-def test_row_sum_is_numpys_row_sum_bit_for_bit() -> None:
+def test_row_sum_and_row_max_are_numpys_bit_for_bit() -> None:
     rng = np.random.default_rng(11)
     with np.errstate(all="ignore"):
         for k in range(1, 13):
             for n in (1, 3, 64, 150, 2000):
                 x = _awkward(rng, (n, k))
                 _assert_same_bits(row_sum(x), x.sum(axis=1))
-        # Every pair and triple of special values, signed zeros included.
-        special = [-0.0, 0.0, -1.0, 2.5, np.inf, -np.inf, np.nan, 1e308]
+                _assert_same_bits(row_max(x), x.max(axis=1, keepdims=True))
+                fine = rng.normal(size=(n, k))
+                _assert_same_bits(row_max(fine), fine.max(axis=1, keepdims=True))
+        # Every pair and triple of special values: signed zeros, NaNs of both
+        # signs and another payload, in many rows.
+        other = np.array([0x7FF8000000000123], dtype=np.uint64).view(np.float64)[0]
+        special = [-0.0, 0.0, -1.0, 2.5, np.inf, -np.inf, np.nan, -np.nan, other, 1e308]
         for k in (2, 3):
             grid = np.array(np.meshgrid(*[special] * k)).reshape(k, -1).T.copy()
             _assert_same_bits(row_sum(grid), grid.sum(axis=1))
+            _assert_same_bits(row_max(grid), grid.max(axis=1, keepdims=True))
+            finite = grid[np.isfinite(grid).all(axis=1)]
+            _assert_same_bits(row_max(finite), finite.max(axis=1, keepdims=True))
 
 
 def test_the_fused_loss_shares_the_softmax_parts_with_the_same_bits() -> None:
