@@ -158,12 +158,12 @@ MOVE = """async ([step, timeout]) => {
 
 OFFSITE_NOTE = (
     "Requests to another host: the machine has no outside network, so any request "
-    "a page makes to another host fails. Panel sometimes gives the app's "
-    "stylesheets (`loading.css`, the Bootstrap theme, widget CSS) addresses on "
-    "`cdn.holoviz.org` instead of the server's own `/static/` copies; it was "
-    "seen with plain `panel serve ui/app.py` too, in some sessions and not "
-    "others, so the load makes it likelier but is not its cause. Offline, those "
-    "pages lose their styling; the cause is not found yet."
+    "a page makes to another host fails. They used to come from pages whose "
+    "Bokeh session had been discarded before their websocket connected (the "
+    "server keeps an unjoined session for `--unused-session-lifetime`, here "
+    f"{LIFETIME_MS} ms) and made anew for it: Panel pointed that session's "
+    "stylesheets at `cdn.holoviz.org`. The app now sets the local address in "
+    "every session it builds (`ui/app.py`, `_serve_styles_locally`)."
 )
 
 SETTLE_S = 1.0

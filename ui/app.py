@@ -12,15 +12,19 @@ person gets their own workspace and the class library (docs/deploy.md).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import Any
 
 import holoviews as hv
 import panel as pn
+from panel.io.resources import LOCAL_DIST
+from tornado.websocket import WebSocketClosedError
 
 from sessions import SessionError
 from sessions.workspace import ClassAccess, Workspace
@@ -131,7 +135,7 @@ class App:
         )
         self.tabs = pn.Tabs(
             *[(t.title, t(state=state)) for t in TABS],
-            dynamic=True,
+            dynamic=False,
             sizing_mode="stretch_width",
         )
         self.tabs.link(state, active="tab", bidirectional=True)
@@ -262,6 +266,8 @@ def create_app(
     served with accounts), the signed-in user (``pn.state.user``) gets their
     workspace and the class library instead, and ``sessions_dir`` is unused.
     """
+    _serve_styles_locally()
+    _drop_writes_to_closed_pages()
     if access is not None:
         try:
             workspace = access.workspace(pn.state.user)
@@ -272,6 +278,59 @@ def create_app(
     folder = Path(sessions_dir or os.environ.get("GLASSNET_SESSIONS", "runs"))
     folder.mkdir(parents=True, exist_ok=True)
     return App(folder, session).template
+
+
+def _serve_styles_locally() -> None:
+    """Make the served session's stylesheets point at this server, never a CDN.
+
+    Panel gives components stylesheet addresses on its CDN and rewrites them to
+    the server's ``static/`` copies with the document's ``dist_url``, which it
+    sets when it renders the page.  A session can also begin on a websocket
+    with no page: Bokeh discards a session that no browser joined within
+    ``--unused-session-lifetime`` (15 s; a loaded server can take longer to
+    send a page's scripts) and makes a new one when the browser connects.
+    That document had no ``dist_url``, so its pages asked the CDN for their
+    styles, which a classroom server without internet cannot reach.  Setting
+    it here, before any model exists, keeps every session on local files.
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        return
+    rel = pn.state.rel_path
+    local = f"{rel}/{LOCAL_DIST}" if rel else LOCAL_DIST
+    doc.template_variables.setdefault("dist_url", local)
+
+
+_QUIET_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def _drop_writes_to_closed_pages() -> None:
+    """Let a message to a page that has closed fail quietly, as Bokeh's own do.
+
+    Panel writes some updates straight to the websocket and leaves the
+    write's future alone; when the student closed the page meanwhile, asyncio
+    logged "Task exception was never retrieved" with a traceback for each one.
+    Nothing is lost (the page is gone), so the server log should not say
+    something failed.  Other unhandled errors still go to the handler before.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not served: no websocket to write to
+        return
+    if loop in _QUIET_LOOPS:
+        return
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), WebSocketClosedError):
+            logger.debug("Dropped a message to a closed page: %s", context)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    _QUIET_LOOPS.add(loop)
 
 
 def _first_session(workspace: Workspace) -> Path | None:

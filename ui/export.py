@@ -235,6 +235,15 @@ class PlotFileNames:
 
     def _rename(self) -> None:
         self._pending = False
+        # NOTE: through Panel's unlocked(), not Bokeh's own dispatch. On a busy
+        # connection Panel queues the message that brings newly made figures;
+        # a file name change sent past that queue reached the page before the
+        # figure it names ("reference ... isn't known" in the browser, which
+        # then dropped the rest of that message).  unlocked() queues it behind.
+        with pn.io.unlocked():
+            self._rename_tools()
+
+    def _rename_tools(self) -> None:
         session = self.state.session
         if session is None or not 0 <= self.state.tab < len(self.tabs.objects):
             return

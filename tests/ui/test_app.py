@@ -118,3 +118,40 @@ def test_opening_a_damaged_file_shows_its_name_only(
     assert app.message_row.visible is True
     assert "cut.session is damaged" in app.message.object
     assert str(tmp_path) not in app.message.object
+
+
+def test_a_write_to_a_closed_page_is_dropped_quietly_and_other_errors_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+    import gc
+
+    from tornado.websocket import WebSocketClosedError
+
+    from ui.app import _drop_writes_to_closed_pages
+
+    async def closed() -> None:
+        raise WebSocketClosedError
+
+    async def broken() -> None:
+        raise ValueError("a real failure")
+
+    async def serve() -> list[dict[str, object]]:
+        seen: list[dict[str, object]] = []
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: seen.append(context))
+        _drop_writes_to_closed_pages()
+        _drop_writes_to_closed_pages()  # once per loop: not wrapped twice
+        # Tasks whose exceptions nobody retrieves, as Panel's direct writes.
+        for make in (closed, broken):
+            task = loop.create_task(make())
+            await asyncio.sleep(0)
+            del task
+        gc.collect()
+        await asyncio.sleep(0)
+        return seen
+
+    with caplog.at_level("DEBUG", logger="ui.app"):
+        seen = asyncio.run(serve())
+    assert [type(c["exception"]).__name__ for c in seen] == ["ValueError"]
+    assert "Dropped a message to a closed page" in caplog.text
