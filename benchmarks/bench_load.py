@@ -772,11 +772,7 @@ def _load_section(res: LoadResult, r: dict[str, Any]) -> str:
         "the same server right after this part and show whether it is reused "
         "(RSS flat) or keeps growing.",
     ]  # fmt: skip
-    errors = res.errors
-    if errors:
-        lines += ["", f"Errors ({len(errors)}; the first 20):", ""]
-        lines += [f"- `{e[:300]}`" for e in errors[:20]]
-    return "\n".join(lines)
+    return "\n".join(lines + _error_lines(res.errors))
 
 
 def _cycles_section(res: CycleResult, r: dict[str, Any]) -> str:
@@ -823,10 +819,21 @@ def _cycles_section(res: CycleResult, r: dict[str, Any]) -> str:
     if res.not_released:
         lines += ["", "Cycles whose objects were not released within 30 s:", ""]
         lines += [f"- cycle {i}: {_alive(a)}" for i, a in res.not_released[:20]]
-    if res.errors:
-        lines += ["", f"Errors ({len(res.errors)}; the first 20):", ""]
-        lines += [f"- `{e[:300]}`" for e in res.errors[:20]]
-    return "\n".join(lines)
+    return "\n".join(lines + _error_lines(res.errors))
+
+
+def _error_lines(errors: list[str]) -> list[str]:
+    """Return the errors counted by kind (numbers left out), then the first 20."""
+    if not errors:
+        return []
+    kinds: dict[str, int] = {}
+    for e in errors:
+        kind = re.sub(r"\d+", "N", e[:120])
+        kinds[kind] = kinds.get(kind, 0) + 1
+    lines = ["", f"Errors ({len(errors)}) by kind:", ""]
+    lines += [f"- {n} x `{k}`" for k, n in sorted(kinds.items(), key=lambda kn: -kn[1])]
+    lines += ["", "The first 20:", ""]
+    return lines + [f"- `{e[:300]}`" for e in errors[:20]]
 
 
 def _result(ok: bool | None) -> str:
