@@ -135,7 +135,7 @@ class App:
         )
         self.tabs = pn.Tabs(
             *[(t.title, t(state=state)) for t in TABS],
-            dynamic=False,
+            dynamic=True,
             sizing_mode="stretch_width",
         )
         self.tabs.link(state, active="tab", bidirectional=True)

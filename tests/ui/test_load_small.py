@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,10 @@ def test_load_small_users_and_cycles_leave_no_error_and_no_session_behind(
             f"No browser at {CHROMIUM}: install Debian's chromium "
             "(apt-get install chromium) or set GLASSNET_CHROMIUM."
         )
-    load, cycles, alive = asyncio.run(_drive(tmp_path))
+    # A thread of its own: the browser tests before this one may leave an
+    # event loop running in the main thread, where asyncio.run() refuses.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load, cycles, alive = pool.submit(asyncio.run, _drive(tmp_path)).result()
 
     # Five users were connected at once, and each moved the cursor twice.
     assert load.max_connected == USERS
