@@ -6,18 +6,23 @@ Usage, from the repository root::
     .venv/bin/python benchmarks/bench_load.py --quick  # smoke run, to a temp file
 
 Two parts, both against ``panel serve`` of the app on the demo session, on a
-loopback port, driven by one headless Chromium (Playwright) in which every
-user is a browser context of their own (so a Bokeh session of their own):
+loopback port:
 
 1. load: ``--users`` users (30) connect one per ``--ramp`` seconds; each opens
    the app, switches tabs and moves the step slider with think time between
-   moves, stays until every user is connected, then leaves.  The latency of a
-   cursor move is timed in the page, from setting the slider's Bokeh model to
-   the animation frame in which the step box and the visible tab's cursor
-   marks show the new step.  The server's memory is sampled throughout.
-2. leak check: ``--cycles`` (50) times one user connects, moves and leaves;
-   after each cycle the benchmark waits until the server has released the
-   user's objects and reads the server's memory.
+   moves, stays until every user is connected, then leaves.  With ``--driver
+   client`` (the default) every user is a Bokeh client session
+   (``load_client.py``): it loads the app's page, joins its session over the
+   websocket and applies the server's patches to a copy of the document, so
+   the machine's CPUs go to the server, as in a class whose students bring
+   their own computers.  With ``--driver browser`` every user is a context of
+   one headless Chromium (Playwright).  A cursor move is timed from setting
+   the slider's Bokeh model until the step box and the visible tab's cursor
+   marks show the new step (in the page: at an animation frame).  The
+   server's memory is sampled throughout.
+2. leak check (always in Chromium): ``--cycles`` (50) times one user
+   connects, moves and leaves; after each cycle the benchmark waits until the
+   server has released the user's objects and reads the server's memory.
 
 Exit status 1, with the reason on stderr, when any error happened, a user's
 objects were not released, or memory did not return to within
@@ -49,6 +54,7 @@ import numpy as np
 from bench_app import N_TABS, PAGE_HELPERS, _table, _ui_state, _verdict, _versions
 from bench_machine import CpuTimes, git_state, machine_info
 from bench_sessions import percentiles
+from load_client import ClientUser
 from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -76,6 +82,7 @@ FULL = {
     "cycles": 50,
     "cycle_moves": 3,
     "deadline": 900.0,
+    "driver": "client",
 }
 QUICK = {
     "users": 5,
@@ -86,6 +93,7 @@ QUICK = {
     "cycles": 8,
     "cycle_moves": 2,
     "deadline": 240.0,
+    "driver": "client",
 }
 
 # ``ui/app.py`` run for each session, as ``panel serve ui/app.py`` runs it, plus
@@ -414,6 +422,7 @@ class LoadResult:
     """The concurrent-users part."""
 
     users: int = 0
+    driver: str = "browser"
     max_connected: int = 0
     logs: list[UserLog] = field(default_factory=list)
     rss_start_mb: float = 0.0
@@ -463,15 +472,25 @@ async def run_load(
     think: tuple[float, float],
     deadline: float,
     warm_up: bool = True,
+    driver: str = "browser",
 ) -> LoadResult:
     """Connect ``users`` users, ``ramp`` s apart; each moves, waits for all, leaves.
 
-    With ``warm_up``, one user comes and goes first, so that imports and
-    caches are in place when the baseline memory is read.
+    ``driver`` is "browser" (a Chromium context per user) or "client" (a
+    Bokeh client session per user).  With ``warm_up``, one user comes and
+    goes first, so that imports and caches are in place when the baseline
+    memory is read.
     """
-    res = LoadResult(users=users, rss_start_mb=server.rss_mb())
+
+    def new_user(seed: int) -> Any:
+        if driver == "client":
+            timeouts = (OPEN_TIMEOUT_MS / 1e3, MOVE_TIMEOUT_MS / 1e3)
+            return ClientUser(server.url, seed, UserLog(), *timeouts)
+        return User(browser, server.url, seed)
+
+    res = LoadResult(users=users, driver=driver, rss_start_mb=server.rss_mb())
     if warm_up:
-        warm = User(browser, server.url, seed=0)
+        warm = new_user(0)
         await warm.open()
         await warm.session(n_steps, 2, 2, (0.1, 0.2))
         await warm.leave()
@@ -483,7 +502,7 @@ async def run_load(
     everyone = asyncio.Event()
     done = [0]
 
-    crowd = [User(browser, server.url, seed=1000 + i) for i in range(users)]
+    crowd = [new_user(1000 + i) for i in range(users)]
 
     async def one(i: int) -> UserLog:
         await asyncio.sleep(i * ramp)
@@ -621,7 +640,13 @@ def verdicts(
                 load.max_connected >= load.users,
             ),
             ("load: no error", _count(load.errors, "error"), not load.errors),
-            _offsite_row("load", load.offsite),
+            _offsite_row("load", load.offsite)
+            if load.driver == "browser"
+            else (
+                "load: no request to a host other than the server",
+                "not measured: Bokeh clients load no page resources (see cycles)",
+                None,
+            ),
             (
                 "load: every user's objects released after they left",
                 f"{_alive(load.alive_after)} after {load.released_s:.1f} s",
@@ -684,10 +709,10 @@ def render(r: dict[str, Any]) -> str:
         "time in `/proc/stat` minus this benchmark's own process and the children "
         f"it waited for; the served app and Chromium count as others); steal "
         f"{load['steal']:.1f} %",
-        f"- **{load['verdict']}** The server, the 30 users' Chromium and everything "
-        "else on the machine share its CPUs, so every latency below includes "
-        "waiting for a CPU: rerun the command on an otherwise idle machine for "
-        "reference figures.",
+        f"- **{load['verdict']}** The server, the users (section 1), the Chromium "
+        "of section 2 and everything else on the machine share its CPUs, so every "
+        "latency below includes waiting for a CPU: rerun the command on an "
+        "otherwise idle machine for reference figures.",
         "",
         "## Checks",
         "",
@@ -719,21 +744,42 @@ def _load_section(res: LoadResult, r: dict[str, Any]) -> str:
     opens = [1e3 * log.open_s for log in res.logs if log.open_s >= 0]
     tabs = [ms for log in res.logs for ms in log.tab_ms]
     lo, hi = r["think"]
+    client = res.driver == "client"
+    users = (
+        "Every user is a Bokeh client session (`benchmarks/load_client.py`): it "
+        "loads the app's page over HTTP (the server builds the user's Bokeh "
+        "session for it, as for a browser), joins that session over the websocket "
+        "with the page's token, pulls the document and keeps a copy of it, "
+        "applying every patch the server sends; it changes the tabs' and the step "
+        "slider's models as BokehJS does. Nothing is rendered, so the machine's "
+        "CPUs go to the server, as in a class whose students bring their own "
+        "computers. A reference to an object the server never sent, a server "
+        "ERROR message or a websocket closed by the server is an error"
+        if client
+        else "One headless Chromium; every user is a browser context of its own "
+        "(its own Bokeh session). A failed request, a page or console error or a "
+        "websocket closed early is an error"
+    )
+    timed = (
+        "from sending the slider's new value until the document copy's step box "
+        "shows the new step"
+        if client
+        else "in the page from setting the slider's Bokeh model to the animation "
+        "frame in which the step box shows the new step"
+    )
     lines = [
         f"## 1. {res.users} concurrent users",
         "",
         f"`panel serve ui/app.py` (through a wrapper that adds the probe below) on the "
         f"demo session, `--unused-session-lifetime {LIFETIME_MS} "
-        f"--check-unused-sessions {CHECK_MS}`, on a loopback port. One headless "
-        f"Chromium; every user is a browser context of its own (its own Bokeh "
-        f"session). A user connects every {r['ramp']:g} s; each opens the app, "
+        f"--check-unused-sessions {CHECK_MS}`, on a loopback port. {users}. "
+        f"A user connects every {r['ramp']:g} s; each opens the app, "
         f"visits {r['tabs']} random tabs and moves the step slider {r['moves']} "
         f"times in all, {lo:g}-{hi:g} s apart (think time); then it waits until "
-        "every user has connected, stays 2 s and leaves. A cursor move is timed in "
-        "the page from setting the slider's Bokeh model to the animation frame in "
-        "which the step box shows the new step and, on a tab with a cursor mark (a "
-        'Span at the step, or a text "Step n"), a mark shows it too. A move not '
-        f"shown within {MOVE_TIMEOUT_MS / 1e3:.0f} s is an error. Milliseconds.",
+        "every user has connected, stays 2 s and leaves. A cursor move is timed "
+        f"{timed} and, on a tab with a cursor mark (a Span at the step, or a text "
+        '"Step n"), a mark shows it too. A move not shown within '
+        f"{MOVE_TIMEOUT_MS / 1e3:.0f} s is an error. Milliseconds.",
         "",
         _table(
             ("what", "n", "p50", "p95", "max"),
@@ -742,13 +788,22 @@ def _load_section(res: LoadResult, r: dict[str, Any]) -> str:
                 ("cursor move, tab with a cursor mark", *_pcts(marks)),
                 ("cursor move, tab without (step box only)", *_pcts(box)),
                 ("tab switch, until the tab is drawn", *_pcts(tabs)),
-                ("opening the app, until its models are in the page", *_pcts(opens)),
+                (
+                    "opening the app, until its models are in the "
+                    + ("client's copy" if client else "page"),
+                    *_pcts(opens),
+                ),
             ],
         ),
         "",
         f"The part took {res.duration_s:.0f} s; at most {res.max_connected} users "
-        "were connected at the same time. Tab switches not shown within 15 s and "
-        f"made again: {sum(log.tab_retries for log in res.logs)} (of {len(tabs)}).",
+        "were connected at the same time."
+        + (
+            ""
+            if client
+            else " Tab switches not shown within 15 s and made again: "
+            f"{sum(log.tab_retries for log in res.logs)} (of {len(tabs)})."
+        ),
         "",
         "Server memory (the served process's `VmRSS`, MB):",
         "",
@@ -918,6 +973,7 @@ async def _run(args: argparse.Namespace, folder: Path, logs: Path) -> dict[str, 
                         out, "load", run_load(
                             server, browser, n_steps, args.users, args.ramp,
                             args.moves, args.tabs, args.think, args.deadline,
+                            driver=args.driver,
                         ),
                     )  # fmt: skip
                 if "cycles" in args.only:
@@ -995,6 +1051,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ramp", type=float, help="seconds between two users connecting")
     p.add_argument("--moves", type=int, help="cursor moves per user")
     p.add_argument("--tabs", type=int, help="tabs each user visits (1 to 7)")
+    p.add_argument(
+        "--driver",
+        choices=("client", "browser"),
+        help="the load part's users: Bokeh client sessions (client, the default) "
+        "or Chromium contexts (browser)",
+    )
     p.add_argument("--cycles", type=int, help="connect/disconnect cycles (50)")
     p.add_argument("--cycle-moves", type=int, help="cursor moves per cycle")
     p.add_argument(

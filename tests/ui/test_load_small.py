@@ -18,6 +18,7 @@ import asyncio
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,12 +35,20 @@ from bench_load import (  # noqa: E402
     run_cycles,
     run_load,
 )
+from load_client import DocumentCopy, ProtocolFault  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
 USERS = 5
 CYCLES = 10
+
+
+def _in_a_thread(coroutine: Any) -> Any:
+    # A thread of its own: the browser tests before this one may leave an
+    # event loop running in the main thread, where asyncio.run() refuses.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _drive(folder: Path) -> tuple[LoadResult, CycleResult, dict[str, int]]:
@@ -74,10 +83,7 @@ def test_load_small_users_and_cycles_leave_no_error_and_no_session_behind(
             f"No browser at {CHROMIUM}: install Debian's chromium "
             "(apt-get install chromium) or set GLASSNET_CHROMIUM."
         )
-    # A thread of its own: the browser tests before this one may leave an
-    # event loop running in the main thread, where asyncio.run() refuses.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        load, cycles, alive = pool.submit(asyncio.run, _drive(tmp_path)).result()
+    load, cycles, alive = _in_a_thread(_drive(tmp_path))
 
     # Five users were connected at once, and each moved the cursor twice.
     assert load.max_connected == USERS
@@ -97,3 +103,65 @@ def test_load_small_users_and_cycles_leave_no_error_and_no_session_behind(
     assert cycles.not_released == []
     assert len(cycles.move_ms) == CYCLES
     assert alive["app_states"] == alive["apps"] == alive["tabs"] == 0
+
+
+async def _drive_clients(folder: Path) -> tuple[LoadResult, dict[str, int]]:
+    """Run five Bokeh client users at once; return what happened."""
+    n_steps = prepare_folder(folder)
+    server = LoadServer(folder, folder / "serve.log")
+    try:
+        load = await run_load(
+            server, None, n_steps, users=USERS, ramp=0.3, moves=3, tabs=3,
+            think=(0.05, 0.1), deadline=240.0, warm_up=False, driver="client",
+        )  # fmt: skip
+        return load, server.alive()
+    finally:
+        server.stop()
+
+
+def test_load_small_with_bokeh_clients_leaves_no_error_and_no_session_behind(
+    tmp_path: Path,
+) -> None:
+    load, alive = _in_a_thread(_drive_clients(tmp_path))
+
+    assert load.max_connected == USERS
+    assert load.errors == []
+    assert sum(len(log.move_ms) for log in load.logs) == USERS * 3
+    assert sum(len(log.tab_ms) for log in load.logs) == USERS * 3
+    # Some moves land on a tab with a cursor mark, and the mark followed.
+    assert any(f for log in load.logs for f in log.followed)
+    assert load.alive_after["app_states"] == load.alive_after["apps"] == 0
+    assert alive["app_states"] == alive["apps"] == alive["tabs"] == 0
+
+
+def _obj(ref: str, name: str, **attributes: Any) -> dict[str, Any]:
+    return {"type": "object", "name": name, "id": ref, "attributes": attributes}
+
+
+def test_the_client_s_document_copy_refuses_a_reference_it_was_never_sent() -> None:
+    doc = DocumentCopy()
+    doc.load({"roots": [_obj("p1", "bokeh.models.Column", children=[{"id": "p2"}]),
+                        _obj("p2", "Slider", value=3, title="Step")]})  # fmt: skip
+    assert doc.kind == {"p1": "Column", "p2": "Slider"}
+    assert doc.reach("p1") == {"p1", "p2"}
+
+    # A patch may define an object and refer to it in the same message...
+    span = _obj("p3", "Span", location=4)
+    doc.patch([
+        {"kind": "ModelChanged", "model": {"id": "p1"}, "attr": "children",
+         "new": [{"id": "p2"}, {"id": "p3"}]},
+        {"kind": "ModelChanged", "model": {"id": "p2"}, "attr": "value", "new": 4},
+        {"kind": "RootAdded", "model": _obj("p9", "Div", text="x", span=span)},
+    ])  # fmt: skip
+    assert doc.get("p2", "value") == 4
+    assert doc.reach("p1") == {"p1", "p2", "p3"}
+
+    # ...and a buffer's id inside an array is not an object reference...
+    array = {"type": "ndarray", "array": {"id": "buf-1"}, "shape": [2]}
+    doc.patch([{"kind": "ModelChanged", "model": {"id": "p3"}, "attr": "x",
+                "new": array}])  # fmt: skip
+
+    # ...but an object it never defined is what a page reports as not known.
+    with pytest.raises(ProtocolFault, match="reference p7 isn't known"):
+        doc.patch([{"kind": "ModelChanged", "model": {"id": "p1"},
+                    "attr": "children", "new": [{"id": "p7"}]}])  # fmt: skip
