@@ -108,6 +108,7 @@ import gc
 import json
 import os
 import runpy
+import sys
 
 import panel as pn
 from bokeh.document import Document
@@ -133,6 +134,8 @@ if probe:
         alive["server_sessions"] += isinstance(obj, ServerSession)
         alive["documents"] += isinstance(obj, Document)
         alive["models"] += isinstance(obj, Model)
+    alive["python_objects"] = len(gc.get_objects())
+    alive["python_blocks"] = sys.getallocatedblocks()
     path = os.environ["GLASSNET_LOAD_PROBE"]
     with open(path + ".part", "w", encoding="utf-8") as f:
         json.dump(alive, f)
@@ -491,9 +494,17 @@ async def run_load(
     res = LoadResult(users=users, driver=driver, rss_start_mb=server.rss_mb())
     if warm_up:
         warm = new_user(0)
-        await warm.open()
-        await warm.session(n_steps, 2, 2, (0.1, 0.2))
-        await warm.leave()
+
+        async def warm_up_user() -> None:
+            await warm.open()
+            await warm.session(n_steps, 2, 2, (0.1, 0.2))
+
+        try:
+            await asyncio.wait_for(warm_up_user(), deadline)
+        finally:
+            await warm.leave()
+        if warm.log.errors:
+            raise RuntimeError(f"the warm-up user failed: {warm.log.errors[:3]}")
     _, alive = await asyncio.to_thread(server.wait_released)
     res.rss_baseline_mb = server.rss_mb()
     say(f"load: baseline after a warm-up user {res.rss_baseline_mb:.0f} MB, {alive}")

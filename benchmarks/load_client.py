@@ -173,6 +173,7 @@ class ClientUser:
         self._ids = itertools.count(1)
         self._leaving = False
         self._pulled = False
+        self._acked = asyncio.Event()
         self._tabs = self._slider = self._box = ""
 
     # -- what a student does ---------------------------------------------------
@@ -194,6 +195,9 @@ class ClientUser:
             max_message_size=MAX_MESSAGE,
         )
         self._reader = asyncio.create_task(self._read())
+        # As BokehJS does, say nothing before the server's ACK: until then it
+        # may still be building the session, and drops what comes in.
+        await asyncio.wait_for(self._acked.wait(), self.open_timeout)
         # The reply is taken in as it is read (see _handle), before any
         # patch that follows it.
         await self._request("PULL-DOC-REQ", {}, "PULL-DOC-REPLY")
@@ -352,16 +356,29 @@ class ClientUser:
         return body
 
     async def _read(self) -> None:
-        assert self._socket is not None
+        try:
+            await self._read_messages()
+        except Exception as err:  # a dead reader must not leave a request waiting
+            self.log.errors.append(f"reading the server: {type(err).__name__}: {err}")
+        finally:
+            self._socket = None
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ProtocolFault("the websocket is closed"))
+            self._replies.clear()
+            self._acked.set()
+            self._changed.set()
+
+    async def _read_messages(self) -> None:
+        socket = self._socket  # leave() may drop self._socket while a read waits
+        assert socket is not None
         parts: list[dict[str, Any]] = []
         buffers = 0
         while True:
-            fragment = await self._socket.read_message()
+            fragment = await socket.read_message()
             if fragment is None:
                 if not self._leaving:
                     self.log.errors.append("websocket closed by the server")
-                self._socket = None
-                self._changed.set()
                 return
             if buffers:  # a buffer header, then its bytes: nothing we look at
                 buffers -= isinstance(fragment, bytes)
@@ -379,7 +396,9 @@ class ClientUser:
         if future is not None:
             if not future.done():
                 future.set_result((header, content))
-        if header["msgtype"] == "PULL-DOC-REPLY":
+        if header["msgtype"] == "ACK":
+            self._acked.set()
+        elif header["msgtype"] == "PULL-DOC-REPLY":
             self.doc.load(content["doc"])
             self._pulled = True
         elif header["msgtype"] == "PATCH-DOC" and self._pulled:
