@@ -45,7 +45,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,7 @@ FULL = {
     "cycle_moves": 3,
     "deadline": 900.0,
     "driver": "client",
+    "rounds": 3,
 }
 QUICK = {
     "users": 5,
@@ -94,6 +95,7 @@ QUICK = {
     "cycle_moves": 2,
     "deadline": 240.0,
     "driver": "client",
+    "rounds": 1,
 }
 
 # ``ui/app.py`` run for each session, as ``panel serve ui/app.py`` runs it, plus
@@ -636,10 +638,14 @@ async def run_cycles(
 
 
 def verdicts(
-    load: LoadResult | None, cycles: CycleResult | None, tolerance: float
+    load: LoadResult | None,
+    cycles: CycleResult | None,
+    tolerance: float,
+    later: Sequence[LoadResult] = (),
 ) -> list[tuple[str, str, bool | None]]:
     """Return (check, measured, passed) for each check of the run.
 
+    ``later`` are the load part's rounds after the first, on the same server.
     ``passed`` is None for a row given as information only.
     """
     rows: list[tuple[str, str, bool | None]] = []
@@ -669,6 +675,29 @@ def verdicts(
                 f"{load.rss_after_mb - load.rss_baseline_mb:+.1f} MB "
                 f"({load.rss_baseline_mb:.0f} -> peak {load.rss_peak_mb:.0f} -> "
                 f"{load.rss_after_mb:.0f})",
+                None,
+            ),
+        ]
+    if load is not None and later:
+        rounds = (
+            "load, round 2" if len(later) == 1 else f"load, rounds 2-{len(later) + 1}"
+        )
+        errors = [e for res in later for e in res.errors]
+        rows += [
+            (
+                f"{rounds}: {load.users} users connected each time",
+                ", ".join(str(res.max_connected) for res in later),
+                all(res.max_connected >= res.users for res in later),
+            ),
+            (f"{rounds}: no error", _count(errors, "error"), not errors),
+            (
+                f"{rounds}: every user's objects released after they left",
+                "; ".join(_alive(res.alive_after) for res in later),
+                all(_released(res.alive_after) for res in later),
+            ),
+            (
+                "load: peak memory round by round (information: see section 1)",
+                " -> ".join(f"{res.rss_peak_mb:.0f}" for res in [load, *later]) + " MB",
                 None,
             ),
         ]
@@ -714,6 +743,7 @@ def render(r: dict[str, Any]) -> str:
         f"- Machine: {m['nproc']} CPUs (`nproc`; {m['affinity']} usable), "
         f"{m['cpu_model']}, {m['mem_gib']:.1f} GiB RAM, {m['platform']}",
         f"- Python {m['python']}, NumPy {m['numpy']}, {r['versions']}",
+        f"- The server's Python allocator: {r['allocator']}",
         f"- Load average (1, 5, 15 min) before: {_load(load['before'])}; at the end: "
         f"{_load(load['end'])}",
         f"- Other processes kept {load['others']:.2f} CPUs busy on average (all CPU "
@@ -838,7 +868,42 @@ def _load_section(res: LoadResult, r: dict[str, Any]) -> str:
         "the same server right after this part and show whether it is reused "
         "(RSS flat) or keeps growing.",
     ]  # fmt: skip
-    return "\n".join(lines + _error_lines(res.errors))
+    rounds = r["rounds"]
+    if len(rounds) > 1:
+        lines += [
+            "",
+            f"The same crowd came {len(rounds)} times to the same server, one round "
+            "after the other (the first after the warm-up user). If each round's "
+            "users left memory behind, each peak would be higher than the one "
+            "before; if the memory held after a round is kept for reuse, the next "
+            "round's peak stays where the first one was. *Python objects* counts "
+            "every object the garbage collector tracks, after the round's users "
+            "were released. MB.",
+            "",
+            _table(
+                (
+                    "round",
+                    "before",
+                    "peak",
+                    "all left, released",
+                    "Python objects",
+                    "errors",
+                ),
+                [
+                    (
+                        f"{i}",
+                        f"{x.rss_baseline_mb:.0f}",
+                        f"{x.rss_peak_mb:.0f}",
+                        f"{x.rss_after_mb:.0f}",
+                        f"{x.alive_after.get('python_objects', 0):,}",
+                        f"{len(x.errors)}",
+                    )
+                    for i, x in enumerate(rounds, 1)
+                ],
+            ),  # fmt: skip
+        ]
+    errors = [e for x in rounds[1:] for e in x.errors]
+    return "\n".join(lines + _error_lines(res.errors + errors))
 
 
 def _cycles_section(res: CycleResult, r: dict[str, Any]) -> str:
@@ -973,20 +1038,24 @@ async def _part(out: dict[str, Any], label: str, run: Any) -> Any:
 
 async def _run(args: argparse.Namespace, folder: Path, logs: Path) -> dict[str, Any]:
     n_steps = prepare_folder(folder)
-    out: dict[str, Any] = {"load": None, "cycles": None, "failed": []}
+    out: dict[str, Any] = {"load": None, "rounds": [], "cycles": None, "failed": []}
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             server = LoadServer(folder, logs / "serve.log")
             try:
-                if "load" in args.only:
-                    out["load"] = await _part(
-                        out, "load", run_load(
+                for i in range(args.rounds if "load" in args.only else 0):
+                    res = await _part(
+                        out, f"load, round {i + 1}", run_load(
                             server, browser, n_steps, args.users, args.ramp,
                             args.moves, args.tabs, args.think, args.deadline,
-                            driver=args.driver,
+                            warm_up=i == 0, driver=args.driver,
                         ),
                     )  # fmt: skip
+                    if res is None:
+                        break
+                    out["rounds"].append(res)
+                out["load"] = out["rounds"][0] if out["rounds"] else None
                 if "cycles" in args.only:
                     out["cycles"] = await _part(
                         out, "cycles", run_cycles(
@@ -1019,7 +1088,9 @@ def main(argv: list[str] | None = None) -> int:
     load["others"] = cpu1.others_cpu_since(cpu0)
     load["verdict"] = _verdict(load, machine["nproc"] or 1)
     machine["git"] = git_state(ROOT)
-    checks = verdicts(results["load"], results["cycles"], args.tolerance)
+    checks = verdicts(
+        results["load"], results["cycles"], args.tolerance, results["rounds"][1:]
+    )
     results.update(
         quick=args.quick,
         machine=machine,
@@ -1036,6 +1107,11 @@ def main(argv: list[str] | None = None) -> int:
         moves=args.moves,
         tabs=args.tabs,
         cycle_moves=args.cycle_moves,
+        allocator=(
+            f"`PYTHONMALLOC={os.environ['PYTHONMALLOC']}` (from the environment)"
+            if os.environ.get("PYTHONMALLOC")
+            else "CPython's default (pymalloc)"
+        ),
     )
     page = render(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -1068,6 +1144,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="the load part's users: Bokeh client sessions (client, the default) "
         "or Chromium contexts (browser)",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="times the load part's crowd comes to the same server (3)",
+    )
     p.add_argument("--cycles", type=int, help="connect/disconnect cycles (50)")
     p.add_argument("--cycle-moves", type=int, help="cursor moves per cycle")
     p.add_argument(
@@ -1092,8 +1173,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     args.only = [x.strip() for x in args.only.split(",") if x.strip()]
     if set(args.only) - {"load", "cycles"} or not args.only:
         p.error(f"--only takes load and cycles; got {args.only}")
-    if args.users < 1 or args.cycles < 1 or args.moves < args.tabs:
-        p.error("--users and --cycles must be >= 1, and --moves >= --tabs")
+    if min(args.users, args.cycles, args.rounds) < 1 or args.moves < args.tabs:
+        p.error("--users, --rounds and --cycles must be >= 1, and --moves >= --tabs")
     if not 1 <= args.tabs <= N_TABS:
         p.error(f"--tabs must be from 1 to {N_TABS}; got {args.tabs}")
     if args.out is None:
