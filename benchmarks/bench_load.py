@@ -509,7 +509,8 @@ async def run_load(
             raise RuntimeError(f"the warm-up user failed: {warm.log.errors[:3]}")
     _, alive = await asyncio.to_thread(server.wait_released)
     res.rss_baseline_mb = server.rss_mb()
-    say(f"load: baseline after a warm-up user {res.rss_baseline_mb:.0f} MB, {alive}")
+    before = "baseline after a warm-up user" if warm_up else "before this round"
+    say(f"load: {before} {res.rss_baseline_mb:.0f} MB, {alive}")
 
     connected = [0]
     everyone = asyncio.Event()
