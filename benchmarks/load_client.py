@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
 import time
 import urllib.parse
@@ -34,6 +35,8 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 N_TABS = 7
 TOKEN = re.compile(r'"token"\s*:\s*"([^"]+)"')
+RECOMPUTE_S = 30.0
+"""BokehJS recomputes its document's objects this long after the last patch."""
 MAX_MESSAGE = 20 * 1024 * 1024
 """The largest message the client accepts (Bokeh's client default)."""
 OPAQUE = frozenset({"ndarray", "bytes", "typed_array"})
@@ -49,24 +52,52 @@ class ProtocolFault(Exception):
 
 
 class DocumentCopy:
-    """The client's JSON copy of a Bokeh document: objects by id, and their kinds."""
+    """The client's JSON copy of a Bokeh document: objects by id, and their kinds.
 
-    def __init__(self) -> None:
+    Like BokehJS, the copy forgets the objects no root reaches any more once
+    ``recompute_s`` have passed without a patch from the server (BokehJS
+    defers that recompute, restarting its timer at each patch); until then a
+    detached object may still be referred to.  A later reference to a
+    forgotten object is unknown, as it is in a page.
+    """
+
+    def __init__(self, recompute_s: float = RECOMPUTE_S) -> None:
         self.kind: dict[str, str] = {}
         self.attrs: dict[str, dict[str, Any]] = {}
+        self.roots: list[str] = []
+        self.recompute_s = recompute_s
+        self._last_patch = -math.inf
 
     def load(self, doc: dict[str, Any]) -> None:
         """Take in a PULL-DOC-REPLY's document."""
         self._take(doc)
+        self.roots = [_ref(root) for root in doc.get("roots", [])]
 
     def patch(self, events: list[dict[str, Any]]) -> None:
         """Apply a PATCH-DOC's events; raise ProtocolFault on an unknown reference."""
+        now = time.monotonic()
+        if now - self._last_patch >= self.recompute_s:
+            self.collect()  # BokehJS's deferred recompute ran in the quiet
+        self._last_patch = now
         self._take(events)
         for event in events:
             kind = event.get("kind")
             if kind == "ModelChanged":
                 ref = _ref(event["model"])
                 self.attrs.setdefault(ref, {})[event["attr"]] = event["new"]
+            elif kind == "RootAdded":
+                self.roots.append(_ref(event["model"]))
+            elif kind == "RootRemoved":
+                ref = _ref(event["model"])
+                self.roots = [root for root in self.roots if root != ref]
+
+    def collect(self) -> None:
+        """Forget every object no root reaches, as BokehJS's recompute does."""
+        keep: set[str] = set()
+        for root in self.roots:
+            keep |= self.reach(root)
+        for ref in [ref for ref in self.kind if ref not in keep]:
+            del self.kind[ref], self.attrs[ref]
 
     def get(self, ref: str, attr: str, default: Any = None) -> Any:
         """Return attribute ``attr`` of object ``ref`` (``default`` if unset)."""

@@ -229,6 +229,9 @@ def test_deep_link_opens_that_moment(page: Any, served: Any, open_app: Any) -> N
     box.fill("500")  # outside the run: a message, and the box shows 42 again
     box.press("Enter")
     page.get_by_text("Step 500 is outside this run (0 to 119).").first.wait_for()
+    # The box is set back on the server's next tick, after the message; clearing
+    # it before then would be undone by that tick.
+    expect(box).to_have_value("42")
     box.fill("")  # cleared: a message, no traceback
     box.press("Enter")
     page.get_by_text("Type a step from 0 to 119").first.wait_for()
