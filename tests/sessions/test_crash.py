@@ -313,7 +313,13 @@ def test_a_reader_follows_a_recording_still_running_in_another_process(
             noted = len(step_starts(child.side))
             wait_for_lines(child, noted + 300, timeout=30)
             assert session.n_recorded == first
+            # 300 fast steps may all fall between two commits (0.05 s apart):
+            # refresh until the next commit shows, as the app's live view does.
+            deadline = time.monotonic() + 10
             session.refresh()
+            while session.n_recorded == first and time.monotonic() < deadline:
+                time.sleep(0.02)
+                session.refresh()
             later = session.n_recorded
             assert later > first
             assert session.status == "incomplete"
