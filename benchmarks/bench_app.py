@@ -45,12 +45,12 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from sessions import Session, record
+from ui.cursor import N_TABS
 from ui.served import CHROMIUM, CHROMIUM_ARGS, AppServer
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSER_P95_TARGET_MS = 100.0
 MEMORY_TARGET_MB = 20.0
-N_TABS = 7
 DEMO = "demo.session"
 LONG = "long.session"
 

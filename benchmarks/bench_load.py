@@ -54,7 +54,7 @@ import numpy as np
 from bench_app import N_TABS, PAGE_HELPERS, _table, _ui_state, _verdict, _versions
 from bench_machine import CpuTimes, git_state, machine_info
 from bench_sessions import percentiles
-from load_client import ClientUser
+from load_client import ClientUser, Student
 from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -289,7 +289,7 @@ class UserLog:
     offsite: list[str] = field(default_factory=list)
 
 
-class User:
+class User(Student):
     """One student in their own browser context: opens the app, moves, leaves.
 
     Every failed request, page error, console error and websocket closed
@@ -351,9 +351,9 @@ class User:
     async def move(self, n_steps: int) -> None:
         """Move the cursor to a random other step and time until it is shown."""
         page = self._require_page()
-        current = await page.evaluate("() => __gb.slider().value")
-        step = int(self.rng.integers(0, n_steps - 1))
-        step += step >= current
+        step = self.other_step(
+            await page.evaluate("() => __gb.slider().value"), n_steps
+        )
         ms, follows = await page.evaluate(MOVE, [step, MOVE_TIMEOUT_MS])
         if ms < 0:
             self.log.errors.append(
@@ -362,22 +362,6 @@ class User:
             return
         self.log.move_ms.append(ms)
         self.log.followed.append(bool(follows))
-
-    async def think(self, think: tuple[float, float]) -> None:
-        """Pause like a student reading the screen."""
-        await asyncio.sleep(float(self.rng.uniform(*think)))
-
-    async def session(
-        self, n_steps: int, moves: int, tabs: int, think: tuple[float, float]
-    ) -> None:
-        """Visit ``tabs`` random tabs, moving the cursor ``moves`` times in all."""
-        order = [int(t) for t in self.rng.permutation(N_TABS)[:tabs]]
-        per_tab = np.array_split(np.arange(moves), len(order))
-        for tab, chunk in zip(order, per_tab, strict=True):
-            await self.show_tab(tab)
-            for _ in chunk:
-                await self.think(think)
-                await self.move(n_steps)
 
     async def leave(self) -> None:
         """Close the user's browser context (the websocket closes with it)."""

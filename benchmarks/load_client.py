@@ -33,7 +33,8 @@ import numpy as np
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-N_TABS = 7
+from ui.cursor import N_TABS
+
 TOKEN = re.compile(r'"token"\s*:\s*"([^"]+)"')
 RECOMPUTE_S = 30.0
 """BokehJS recomputes its document's objects this long after the last patch."""
@@ -168,7 +169,46 @@ def _refs(attrs: dict[str, Any]) -> Iterator[str]:
     yield from (ref for ref, _, _ in objects)
 
 
-class ClientUser:
+class Student:
+    """What every load-test user does; a driver says how it shows a tab and moves.
+
+    Subclasses set ``rng`` and define :meth:`show_tab` and :meth:`move`;
+    :meth:`session` is the same walk through the app for every driver.
+    """
+
+    rng: np.random.Generator
+
+    async def show_tab(self, tab: int) -> None:
+        """Switch to tab ``tab`` (0-based) and wait until it is drawn."""
+        raise NotImplementedError
+
+    async def move(self, n_steps: int) -> None:
+        """Move the cursor to a random other step and time until it is shown."""
+        raise NotImplementedError
+
+    def other_step(self, current: int, n_steps: int) -> int:
+        """Return a random step of ``n_steps`` other than ``current``."""
+        step = int(self.rng.integers(0, n_steps - 1))
+        return step + (step >= current)
+
+    async def think(self, think: tuple[float, float]) -> None:
+        """Pause like a student reading the screen."""
+        await asyncio.sleep(float(self.rng.uniform(*think)))
+
+    async def session(
+        self, n_steps: int, moves: int, tabs: int, think: tuple[float, float]
+    ) -> None:
+        """Visit ``tabs`` random tabs, moving the cursor ``moves`` times in all."""
+        order = [int(t) for t in self.rng.permutation(N_TABS)[:tabs]]
+        per_tab = np.array_split(np.arange(moves), len(order))
+        for tab, chunk in zip(order, per_tab, strict=True):
+            await self.show_tab(tab)
+            for _ in chunk:
+                await self.think(think)
+                await self.move(n_steps)
+
+
+class ClientUser(Student):
     """One student as a Bokeh client session; same interface as the browser user.
 
     Parameters
@@ -266,8 +306,7 @@ class ClientUser:
     async def move(self, n_steps: int) -> None:
         """Move the cursor to a random other step and time until it is shown."""
         current = int(self.doc.get(self._slider, "value", 0))
-        step = int(self.rng.integers(0, n_steps - 1))
-        step += step >= current
+        step = self.other_step(current, n_steps)
         follows = bool(self._marks(current))
         t0 = time.perf_counter()
         await self._set(self._slider, "value", step)
@@ -284,22 +323,6 @@ class ClientUser:
                 f"cursor move to step {step} not shown within "
                 f"{1e3 * self.move_timeout:.0f} ms"
             )
-
-    async def think(self, think: tuple[float, float]) -> None:
-        """Pause like a student reading the screen."""
-        await asyncio.sleep(float(self.rng.uniform(*think)))
-
-    async def session(
-        self, n_steps: int, moves: int, tabs: int, think: tuple[float, float]
-    ) -> None:
-        """Visit ``tabs`` random tabs, moving the cursor ``moves`` times in all."""
-        order = [int(t) for t in self.rng.permutation(N_TABS)[:tabs]]
-        per_tab = np.array_split(np.arange(moves), len(order))
-        for tab, chunk in zip(order, per_tab, strict=True):
-            await self.show_tab(tab)
-            for _ in chunk:
-                await self.think(think)
-                await self.move(n_steps)
 
     async def leave(self) -> None:
         """Close the websocket, as closing the browser tab does."""
