@@ -27,8 +27,6 @@ from typing import Any
 
 import pytest
 
-from ui.served import CHROMIUM, CHROMIUM_ARGS
-
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -57,16 +55,14 @@ def _in_a_thread(coroutine: Any) -> Any:
 
 
 async def _drive(
-    folder: Path, part: str
+    folder: Path, part: str, launch: dict[str, Any]
 ) -> tuple[LoadResult | CycleResult, dict[str, int]]:
     """Run five browser users at once, or ten cycles; return what happened."""
     n_steps = prepare_folder(folder)
     server = LoadServer(folder, folder / "serve.log")
     try:
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS
-            )
+            browser = await pw.chromium.launch(**launch)
             try:
                 if part == "load":
                     res: LoadResult | CycleResult = await run_load(
@@ -84,14 +80,6 @@ async def _drive(
         server.stop()
 
 
-def _need_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"No browser at {CHROMIUM}: install Debian's chromium "
-            "(apt-get install chromium) or set GLASSNET_CHROMIUM."
-        )
-
-
 @pytest.mark.xfail(
     strict=False,
     reason="known race (README, Limitations): under load a page now and then "
@@ -99,10 +87,10 @@ def _need_chromium() -> None:
     "known'); seen in 1 of 4 runs on a busy 2-CPU machine, never on a quiet one",
 )
 def test_load_small_browser_users_at_once_leave_no_error_and_no_session_behind(
-    tmp_path: Path,
+    tmp_path: Path, browser_type_launch_args: dict[str, Any]
 ) -> None:
-    _need_chromium()
-    load, _ = _in_a_thread(_drive(tmp_path, "load"))
+    # The conftest's launch arguments: Debian's Chromium, or a failed test.
+    load, _ = _in_a_thread(_drive(tmp_path, "load", browser_type_launch_args))
     assert isinstance(load, LoadResult)
 
     # Five users were connected at once, and each moved the cursor twice.
@@ -117,9 +105,10 @@ def test_load_small_browser_users_at_once_leave_no_error_and_no_session_behind(
     assert load.alive_after["tabs"] == 0, load.alive_after
 
 
-def test_load_small_cycles_release_every_user_s_session(tmp_path: Path) -> None:
-    _need_chromium()
-    cycles, alive = _in_a_thread(_drive(tmp_path, "cycles"))
+def test_load_small_cycles_release_every_user_s_session(
+    tmp_path: Path, browser_type_launch_args: dict[str, Any]
+) -> None:
+    cycles, alive = _in_a_thread(_drive(tmp_path, "cycles", browser_type_launch_args))
     assert isinstance(cycles, CycleResult)
 
     # Ten users one after another: each one's objects released before the next.
